@@ -1,0 +1,1 @@
+"""The `vast` command line."""

@@ -1,0 +1,22 @@
+"""The AST / VAST model family and its registry."""
+
+from vast.models import affine_shift  # noqa: F401  (fills the registry)
+from vast.models.affine_shift import AffineShiftBlock, AffineShiftMixer, AffineShiftTransformer
+from vast.models.flops import count_flops, count_params
+from vast.models.registry import create_model, get_entrypoint, list_models, register_model
+from vast.models.weights import LoadReport, load_weights, read_state_dict
+
+__all__ = [
+    "AffineShiftBlock",
+    "AffineShiftMixer",
+    "AffineShiftTransformer",
+    "LoadReport",
+    "count_flops",
+    "count_params",
+    "create_model",
+    "get_entrypoint",
+    "list_models",
+    "load_weights",
+    "read_state_dict",
+    "register_model",
+]
