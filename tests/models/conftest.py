@@ -22,6 +22,6 @@ def randomize_(model: torch.nn.Module, seed: int = 0) -> torch.nn.Module:
     return model
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 def randomize():
     return randomize_

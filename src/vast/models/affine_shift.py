@@ -419,8 +419,8 @@ class AffineShiftTransformer(nn.Module):
     def check_input(self, x: torch.Tensor) -> None:
         """Raise :class:`InputShapeError` for an input this model cannot take (one clear line, not a
         traceback from deep inside a convolution)."""
-        if isinstance(x, torch.fx.Proxy):
-            return
+        if isinstance(x, torch.fx.Proxy) or torch.jit.is_tracing():
+            return  # symbolic tracing: shapes are not concrete here
         shape = tuple(x.shape)
         if self.video:
             expected = f"(B, {self.in_chans}, T, H, W)"
