@@ -1,0 +1,322 @@
+"""Annotation files: which videos a data set has, their labels, and the class names.
+
+Every format loads into one :class:`Annotations` (``records`` and ``class_names``), so the engine
+can save the class names with a checkpoint. Formats (``fmt``) and how ``load_annotations`` detects
+them when ``fmt="auto"``:
+
+- ``list``: ``relative/path.mp4 label_index`` per line; ``#`` comments and blank lines are skipped.
+  Class names come from ``classes.txt`` next to the list (one name per line) when it exists,
+  otherwise they are ``"0"``, ``"1"``, ... Detected for any file not matched below.
+- ``csv``: a CSV file with a header holding ``path`` and ``label`` columns; the label is an index or
+  a class name (names are sorted alphabetically unless ``classes.txt`` gives the order).
+- ``folder``: a directory with one sub-directory per class (sorted alphabetically -> indices), each
+  holding the class's videos (files with a video extension, or frame folders).
+- ``kinetics``: the Kinetics-400 CSV (header ``label,youtube_id,time_start,time_end,split``); the
+  video of a row is ``{youtube_id}_{time_start:06d}_{time_end:06d}.mp4`` in ``root``. Class names
+  are the labels in the file sorted alphabetically (or ``classes.txt`` next to the CSV).
+- ``ssv2``: a Something-Something-v2 JSON list (``train.json``, ``validation.json``) of
+  ``{"id", "template", "label", "placeholders"}``; the class is the ``template`` without its square
+  brackets, looked up in ``labels.json`` (class name -> index) next to the list; videos are
+  ``{id}.webm`` in ``root``.
+
+Paths are resolved against ``root`` (default: the annotation file's folder). Files are not opened
+here; a missing video is reported when it is read (see ``vast data check``).
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from vast.data.decoding import VIDEO_EXTENSIONS
+from vast.errors import DataError
+
+FORMATS = ("list", "csv", "folder", "kinetics", "ssv2")
+CLASS_NAMES_FILE = "classes.txt"
+KINETICS_HEADER = ("label", "youtube_id", "time_start", "time_end", "split")
+
+
+@dataclass(frozen=True)
+class VideoRecord:
+    """One video: its path (a file, or a frame folder) and its class index."""
+
+    path: Path
+    label: int
+
+
+@dataclass
+class Annotations:
+    """The videos of a data set split and the names of all its classes (index -> name)."""
+
+    records: list[VideoRecord]
+    class_names: list[str]
+    source: Path | None = None
+    fmt: str = "list"
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.class_names)
+
+    def __len__(self) -> int:
+        return len(self.records)
+
+    def __getitem__(self, index: int) -> VideoRecord:
+        return self.records[index]
+
+
+def load_annotations(
+    path: str | os.PathLike, root: str | os.PathLike | None = None, fmt: str = "auto"
+) -> Annotations:
+    """Read the annotations at ``path`` (a file, or a folder per class) in format ``fmt``.
+
+    ``fmt="auto"`` detects the format (see the module docstring). Raises
+    :class:`~vast.errors.DataError` naming the file, the line and the fix for any bad input.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise DataError(f"{path}: annotation file not found; check the path")
+    if fmt == "auto":
+        fmt = detect_format(path)
+    if fmt not in FORMATS:
+        raise DataError(f"unknown annotation format {fmt!r}; choose one of {', '.join(FORMATS)} or 'auto'")
+    root_dir = Path(root) if root is not None else (path if path.is_dir() else path.parent)
+    if fmt != "folder" and path.is_dir():
+        raise DataError(f"{path}: is a folder, but format {fmt!r} needs a file")
+    loader = {
+        "list": _load_list,
+        "csv": _load_csv,
+        "folder": _load_folder,
+        "kinetics": _load_kinetics,
+        "ssv2": _load_ssv2,
+    }[fmt]
+    records, class_names = loader(path, root_dir)
+    if not records:
+        raise DataError(f"{path}: no videos listed; check that this is the right file")
+    return Annotations(records, class_names, source=path, fmt=fmt)
+
+
+def detect_format(path: Path) -> str:
+    """The format name of ``path``: a folder, a ``.json``, a ``.csv`` by its header, else a list."""
+    if path.is_dir():
+        return "folder"
+    suffix = path.suffix.lower()
+    if suffix == ".json":
+        return "ssv2"
+    if suffix == ".csv":
+        header = [name.strip().lower() for name in _read_csv_header(path)]
+        if tuple(header[:5]) == KINETICS_HEADER or "youtube_id" in header:
+            return "kinetics"
+        if "path" in header and "label" in header:
+            return "csv"
+        raise DataError(
+            f"{path} line 1: CSV header {','.join(header)!r} is neither 'path,label' nor the Kinetics "
+            f"header {','.join(KINETICS_HEADER)!r}; fix the header or pass fmt"
+        )
+    return "list"
+
+
+def read_class_names(path: str | os.PathLike) -> list[str]:
+    """Class names from a text file, one per line (line ``i`` is class ``i``)."""
+    path = Path(path)
+    names = [line.strip() for line in path.read_text(encoding="utf-8").splitlines()]
+    while names and not names[-1]:
+        names.pop()
+    for number, name in enumerate(names, start=1):
+        if not name:
+            raise DataError(f"{path} line {number}: empty class name; write one name per line")
+    if len(set(names)) != len(names):
+        raise DataError(f"{path}: class names are repeated; each name must appear once")
+    return names
+
+
+def write_class_names(path: str | os.PathLike, class_names: Sequence[str]) -> None:
+    """Write class names one per line, the format :func:`read_class_names` reads."""
+    Path(path).write_text("".join(f"{name}\n" for name in class_names), encoding="utf-8")
+
+
+def _class_file_next_to(path: Path) -> list[str] | None:
+    candidate = path.parent / CLASS_NAMES_FILE
+    return read_class_names(candidate) if candidate.is_file() else None
+
+
+def _check_labels(path: Path, labelled: list[tuple[int, int]], class_names: list[str] | None) -> list[str]:
+    """Check (line, label) pairs against the class names; without names, make "0", "1", ..."""
+    if class_names is None:
+        return [str(i) for i in range(max(label for _, label in labelled) + 1)] if labelled else []
+    for number, label in labelled:
+        if label >= len(class_names):
+            raise DataError(
+                f"{path} line {number}: label {label} is out of range for the {len(class_names)} classes "
+                f"of {path.parent / CLASS_NAMES_FILE}; fix the label or the class-name file"
+            )
+    return class_names
+
+
+def _parse_index(path: Path, number: int, text: str) -> int:
+    try:
+        label = int(text)
+    except ValueError:
+        raise DataError(
+            f"{path} line {number}: label {text!r} is not a class index; write a whole number >= 0"
+        ) from None
+    if label < 0:
+        raise DataError(f"{path} line {number}: label {label} is negative; class indices start at 0")
+    return label
+
+
+def _load_list(path: Path, root: Path) -> tuple[list[VideoRecord], list[str]]:
+    records, labelled = [], []
+    for number, raw in enumerate(_read_text(path).splitlines(), start=1):
+        line = raw.strip()
+        if not line or line.startswith("#"):
+            continue
+        parts = line.rsplit(maxsplit=1)  # the path may contain spaces, the label cannot
+        if len(parts) != 2:
+            raise DataError(
+                f"{path} line {number}: expected 'relative/path label_index', got {line!r}; "
+                "fix or remove the line"
+            )
+        label = _parse_index(path, number, parts[1])
+        records.append(VideoRecord(root / parts[0], label))
+        labelled.append((number, label))
+    return records, _check_labels(path, labelled, _class_file_next_to(path))
+
+
+def _load_csv(path: Path, root: Path) -> tuple[list[VideoRecord], list[str]]:
+    rows = _read_csv_rows(path, required=("path", "label"))
+    class_names = _class_file_next_to(path)
+    labels = [row["label"].strip() for _, row in rows]
+    if all(label.lstrip("-").isdigit() for label in labels):
+        labelled = [(number, _parse_index(path, number, row["label"])) for number, row in rows]
+        class_names = _check_labels(path, labelled, class_names)
+        indices = [label for _, label in labelled]
+    else:
+        class_names = class_names or sorted(set(labels))
+        indices = _names_to_indices(path, [(n, row["label"].strip()) for n, row in rows], class_names)
+    records = [VideoRecord(root / row["path"].strip(), index) for (_, row), index in zip(rows, indices)]
+    return records, class_names
+
+
+def _names_to_indices(path: Path, named: list[tuple[int, str]], class_names: list[str]) -> list[int]:
+    lookup = {name: i for i, name in enumerate(class_names)}
+    indices = []
+    for number, name in named:
+        if name not in lookup:
+            raise DataError(
+                f"{path} line {number}: unknown class {name!r}; add it to {path.parent / CLASS_NAMES_FILE} "
+                "or fix the label"
+            )
+        indices.append(lookup[name])
+    return indices
+
+
+def _load_folder(path: Path, root: Path) -> tuple[list[VideoRecord], list[str]]:
+    class_dirs = sorted(entry for entry in root.iterdir() if entry.is_dir())
+    if not class_dirs:
+        raise DataError(f"{root}: no class folders; put each class's videos in a folder named after it")
+    records = []
+    for label, class_dir in enumerate(class_dirs):
+        for entry in sorted(class_dir.iterdir()):
+            if entry.is_dir() or entry.suffix.lower() in VIDEO_EXTENSIONS:
+                records.append(VideoRecord(entry, label))
+    return records, [d.name for d in class_dirs]
+
+
+def _load_kinetics(path: Path, root: Path) -> tuple[list[VideoRecord], list[str]]:
+    rows = _read_csv_rows(path, required=("label", "youtube_id", "time_start", "time_end"))
+    class_names = _class_file_next_to(path) or sorted({row["label"].strip() for _, row in rows})
+    indices = _names_to_indices(path, [(n, row["label"].strip()) for n, row in rows], class_names)
+    records = []
+    for (number, row), index in zip(rows, indices):
+        start = _parse_seconds(path, number, row["time_start"])
+        end = _parse_seconds(path, number, row["time_end"])
+        records.append(VideoRecord(root / f"{row['youtube_id'].strip()}_{start:06d}_{end:06d}.mp4", index))
+    return records, class_names
+
+
+def _parse_seconds(path: Path, number: int, text: str) -> int:
+    try:
+        return int(float(text))
+    except ValueError:
+        raise DataError(
+            f"{path} line {number}: time {text!r} is not a number of seconds; fix the line"
+        ) from None
+
+
+def _load_ssv2(path: Path, root: Path) -> tuple[list[VideoRecord], list[str]]:
+    labels_file = path.parent / "labels.json"
+    if not labels_file.is_file():
+        raise DataError(f"{path}: {labels_file} not found; Something-Something-v2 needs its labels.json")
+    name_to_index = _read_json(labels_file)
+    if not isinstance(name_to_index, dict):
+        raise DataError(f"{labels_file}: expected a JSON object mapping class name -> index")
+    try:
+        by_index = {int(index): name for name, index in name_to_index.items()}
+    except (TypeError, ValueError):
+        raise DataError(f"{labels_file}: every class index must be a whole number") from None
+    if sorted(by_index) != list(range(len(by_index))):
+        raise DataError(f"{labels_file}: class indices must be 0..{len(by_index) - 1}, each once")
+    class_names = [by_index[i] for i in range(len(by_index))]
+    entries = _read_json(path)
+    if not isinstance(entries, list):
+        raise DataError(f"{path}: expected a JSON list of {{'id', 'template', ...}} objects")
+    records = []
+    for number, entry in enumerate(entries, start=1):
+        if not isinstance(entry, dict) or "id" not in entry or "template" not in entry:
+            raise DataError(
+                f"{path} entry {number}: needs 'id' and 'template' (test lists without labels cannot "
+                "be used for training or evaluation)"
+            )
+        name = entry["template"].replace("[", "").replace("]", "")
+        if name not in name_to_index:
+            raise DataError(f"{path} entry {number}: class {name!r} is not in {labels_file}; fix the entry")
+        records.append(VideoRecord(root / f"{entry['id']}.webm", int(name_to_index[name])))
+    return records, class_names
+
+
+def _read_text(path: Path) -> str:
+    try:
+        return path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise DataError(f"{path}: not UTF-8 text ({exc.reason}); is this an annotation file?") from None
+
+
+def _read_json(path: Path) -> object:
+    try:
+        return json.loads(_read_text(path))
+    except json.JSONDecodeError as exc:
+        raise DataError(f"{path} line {exc.lineno}: invalid JSON ({exc.msg}); fix the file") from None
+
+
+def _read_csv_header(path: Path) -> list[str]:
+    with open(path, newline="", encoding="utf-8") as handle:
+        return next(csv.reader(handle), [])
+
+
+def _read_csv_rows(path: Path, required: Sequence[str]) -> list[tuple[int, dict[str, str]]]:
+    """Rows as (line number, {column: value}); checks the header has the ``required`` columns."""
+    text = _read_text(path)
+    reader = csv.DictReader(text.splitlines())
+    header = [name.strip().lower() for name in reader.fieldnames or []]
+    missing = [name for name in required if name not in header]
+    if missing:
+        raise DataError(
+            f"{path} line 1: header lacks column(s) {', '.join(missing)}; the header must name "
+            f"{','.join(required)}"
+        )
+    reader.fieldnames = header
+    rows = []
+    for row in reader:
+        number = reader.line_num
+        if None in row or any(row.get(name) is None for name in required):
+            raise DataError(
+                f"{path} line {number}: expected {len(header)} columns ({','.join(header)}); fix the line"
+            )
+        if not any(value.strip() for value in row.values()):
+            continue
+        rows.append((number, row))
+    return rows

@@ -1,0 +1,227 @@
+"""The video dataset, its collate function and the record of broken videos.
+
+:class:`VideoDataset` is a plain map-style dataset, so it works with any sampler (shuffling,
+``DistributedSampler``) and any number of DataLoader workers: each item opens its video, decodes
+the frames the clip sampler picks, closes it, and transforms the clip. No decoder is created in the
+main process or shared between workers.
+
+Randomness: the temporal sampling draws from a ``numpy.random.Generator`` that each worker seeds
+from torch's per-worker seed (``torch.utils.data.get_worker_info().seed``, which changes every epoch
+and differs between workers); the spatial transforms draw from torch's per-worker generator. So
+``torch.manual_seed`` before building the DataLoader makes a run reproducible for a given number
+of workers. :func:`seed_worker` also seeds Python's and numpy's global generators for third-party
+code that uses them.
+
+Broken videos (``on_error``): ``"raise"`` raises :class:`~vast.data.decoding.BrokenVideoError` (a
+``DataError``) naming the file and the reason. ``"skip"`` logs a warning and returns a
+:class:`BrokenVideo` marker instead of the item; :func:`collate_videos` drops the markers and lists
+them in ``VideoBatch.broken``, and a :class:`BrokenVideoLog` in the main process counts them (for
+training: skipped videos; for evaluation: missing videos). A broken video is never replaced by
+another one.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+from collections.abc import Callable, Iterable
+from typing import Any, NamedTuple
+
+import av
+import numpy as np
+import torch
+from torch.utils.data import Dataset, get_worker_info
+from torchvision.transforms import v2
+
+from vast.data.annotations import Annotations
+from vast.data.decoding import DECODE_ERROR, BrokenVideoError, open_video
+from vast.data.sampling import ClipSampler
+from vast.data.transforms import ToClip, to_video
+
+logger = logging.getLogger(__name__)
+
+ON_ERROR = ("raise", "skip")
+
+
+class BrokenVideo(NamedTuple):
+    """Marker returned instead of an item whose video could not be read (``on_error="skip"``)."""
+
+    index: int
+    path: str
+    category: str
+    reason: str
+
+
+class VideoBatch(NamedTuple):
+    """A collated batch.
+
+    ``clips``: float ``(B, C, T, H, W)``, or ``(B, V, C, T, H, W)`` in multi-view mode;
+    ``labels`` and ``indices``: int64 ``(B,)``; ``broken``: the items of this batch that were
+    dropped because their video is broken. ``B`` is 0 when every item was broken (then ``clips`` is
+    an empty tensor).
+    """
+
+    clips: torch.Tensor
+    labels: torch.Tensor
+    indices: torch.Tensor
+    broken: list[BrokenVideo]
+
+
+def collate_videos(items: list[tuple[torch.Tensor, int, int] | BrokenVideo]) -> VideoBatch:
+    """Stack the good items of a batch and set the :class:`BrokenVideo` markers aside."""
+    broken = [item for item in items if isinstance(item, BrokenVideo)]
+    good = [item for item in items if not isinstance(item, BrokenVideo)]
+    if not good:
+        empty = torch.empty(0, dtype=torch.int64)
+        return VideoBatch(torch.empty(0), empty, empty.clone(), broken)
+    clips = torch.stack([clip for clip, _, _ in good])
+    labels = torch.tensor([label for _, label, _ in good], dtype=torch.int64)
+    indices = torch.tensor([index for _, _, index in good], dtype=torch.int64)
+    return VideoBatch(clips, labels, indices, broken)
+
+
+class BrokenVideoLog:
+    """Main-process record of the broken videos met so far, fed with ``VideoBatch.broken``.
+
+    Workers are separate processes, so the count cannot live in the dataset: the engine passes each
+    batch's ``broken`` list to :meth:`add`. A video is counted once however often it is met.
+    """
+
+    def __init__(self) -> None:
+        self._records: dict[int, BrokenVideo] = {}
+
+    def add(self, broken: Iterable[BrokenVideo]) -> None:
+        for item in broken:
+            if item.index not in self._records:
+                self._records[item.index] = item
+                logger.debug("broken video %d so far: %s", len(self._records), item.path)
+
+    @property
+    def count(self) -> int:
+        return len(self._records)
+
+    @property
+    def paths(self) -> list[str]:
+        return [item.path for item in self.records]
+
+    @property
+    def records(self) -> list[BrokenVideo]:
+        return sorted(self._records.values())
+
+    def summary(self, verb: str = "skipped") -> str:
+        """One line such as ``"2 broken videos skipped: a.mp4 (truncated), b.mp4 (zero-length)"``."""
+        if not self._records:
+            return f"0 broken videos {verb}"
+        listed = ", ".join(f"{item.path} ({item.category})" for item in self.records[:5])
+        more = f", and {self.count - 5} more" if self.count > 5 else ""
+        return f"{self.count} broken video{'s' if self.count > 1 else ''} {verb}: {listed}{more}"
+
+
+def seed_worker(worker_id: int) -> None:
+    """``worker_init_fn`` that seeds Python's and numpy's global generators from torch's worker seed."""
+    seed = torch.initial_seed() % 2**32
+    random.seed(seed)
+    np.random.seed(seed)
+
+
+class VideoDataset(Dataset):
+    """Clips of the videos in ``annotations``.
+
+    Args:
+        annotations: the videos and labels (:func:`~vast.data.annotations.load_annotations`).
+        sampler: picks the frames (:mod:`vast.data.sampling`); a training sampler draws them at random.
+        transform: called as ``transform(video, label) -> (clip, label)`` on a uint8
+            ``tv_tensors.Video`` ``(T, 3, H, W)``; it must return a ``(C, T, H, W)`` clip, or
+            ``(crops, C, T, H, W)`` in multi-view mode (see :mod:`vast.data.transforms`). Default:
+            float in [0, 1], ``(C, T, H, W)``, no resizing.
+        multi_view: return all views of a video: ``sampler.num_clips`` clips x the crops of the
+            transform, stacked ``(V, C, T, H, W)`` with view ``v = clip * num_crops + crop``.
+        on_error: ``"raise"`` or ``"skip"`` for broken videos (see the module docstring).
+        decoder_threads: threads per decoder (1 suits DataLoader workers).
+        frame_folder_fps: frame rate assumed for frame-folder videos.
+
+    An item is ``(clip, label, index)`` (``label`` after a label-aware flip), or a
+    :class:`BrokenVideo` when its video is broken and ``on_error="skip"``. Use
+    :func:`collate_videos` as the DataLoader's ``collate_fn``.
+    """
+
+    def __init__(
+        self,
+        annotations: Annotations,
+        sampler: ClipSampler,
+        transform: Callable[[Any, int], tuple[torch.Tensor, int]] | None = None,
+        *,
+        multi_view: bool = False,
+        on_error: str = "skip",
+        decoder_threads: int = 1,
+        frame_folder_fps: float = 30.0,
+    ) -> None:
+        if on_error not in ON_ERROR:
+            raise ValueError(f"on_error must be 'raise' or 'skip', got {on_error!r}")
+        if sampler.num_clips > 1 and not multi_view:
+            raise ValueError(f"{sampler!r} gives {sampler.num_clips} clips per video; pass multi_view=True")
+        self.annotations = annotations
+        self.sampler = sampler
+        self.transform = transform or v2.Compose([v2.ToDtype(torch.float32, scale=True), ToClip()])
+        self.multi_view = multi_view
+        self.on_error = on_error
+        self.decoder_threads = decoder_threads
+        self.frame_folder_fps = frame_folder_fps
+        self._rng: np.random.Generator | None = None
+        self._rng_owner: int | None = None
+
+    @property
+    def class_names(self) -> list[str]:
+        return self.annotations.class_names
+
+    @property
+    def labels(self) -> list[int]:
+        return [record.label for record in self.annotations.records]
+
+    def __len__(self) -> int:
+        return len(self.annotations.records)
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, int, int] | BrokenVideo:
+        record = self.annotations.records[index]
+        try:
+            clips = self._decode(record.path)
+        except BrokenVideoError as exc:
+            return self._broken(index, exc)
+        except (av.FFmpegError, OSError) as exc:
+            return self._broken(
+                index, BrokenVideoError(record.path, DECODE_ERROR, f"{type(exc).__name__}: {exc}")
+            )
+        views, label = [], record.label
+        for frames in clips:
+            view, label = self.transform(to_video(frames), record.label)
+            views.append(view)
+        if not self.multi_view:
+            return views[0], int(label), index
+        # A (crops, C, T, H, W) view holds several crops; keep them next to each other, clip-major.
+        stacked = torch.cat([v if v.ndim == 5 else v.unsqueeze(0) for v in views])
+        return stacked, int(label), index
+
+    def _decode(self, path: Any) -> np.ndarray:
+        """Frames of every clip: uint8 ``(num_clips, T, H, W, 3)``."""
+        with open_video(path, threads=self.decoder_threads, fps=self.frame_folder_fps) as video:
+            indices = self.sampler.sample(video.num_frames, self._generator())
+            frames = video.get_frames(indices.reshape(-1))
+        return frames.reshape(*indices.shape, *frames.shape[1:])
+
+    def _generator(self) -> np.random.Generator | None:
+        if not self.sampler.training:
+            return None
+        info = get_worker_info()
+        owner = None if info is None else info.seed
+        if self._rng is None or owner != self._rng_owner:
+            # In the main process the seed comes from torch's global generator, so torch.manual_seed
+            # makes the run reproducible; in a worker it is that worker's seed for this epoch.
+            seed = int(torch.randint(0, 2**62, (1,)).item()) if info is None else info.seed
+            self._rng, self._rng_owner = np.random.default_rng(seed), owner
+        return self._rng
+
+    def _broken(self, index: int, exc: BrokenVideoError) -> BrokenVideo:
+        if self.on_error == "raise":
+            raise exc
+        logger.warning("skipping broken video %s: %s (%s)", exc.path, exc.category, exc.reason)
+        return BrokenVideo(index, exc.path, exc.category, exc.reason)

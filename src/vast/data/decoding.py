@@ -1,0 +1,463 @@
+"""Video decoding: read only the frames a clip sampler asks for.
+
+Two backends behind one ABC, :class:`VideoDecoder`:
+
+- :class:`PyAVDecoder` reads any container FFmpeg reads (MP4, WebM, AVI, ...). On opening it demuxes
+  the video stream once, without decoding, to count the frames and find the keyframes (so the frame
+  count never depends on the container header, which WebM leaves empty and truncated files get
+  wrong). :meth:`~VideoDecoder.get_frames` then seeks to the keyframe at or before each run of
+  wanted frames and decodes forward from there, never the whole video.
+- :class:`FrameFolderDecoder` reads a folder of images (``img_00001.jpg``, ...).
+
+:func:`open_video` picks the backend; :func:`check_video` decodes a whole file and names what is
+wrong with it (the categories of :data:`BROKEN_CATEGORIES`).
+
+Running out of frames: when a file yields fewer frames than its packets promised (a truncated or
+damaged file), a wanted frame that could not be decoded is replaced by the last frame decoded before
+it (or, when there is none, the first decoded after it), so a clip always has the length asked for.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import multiprocessing
+import os
+import re
+from abc import ABC, abstractmethod
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import NamedTuple
+
+import av
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from vast.errors import DataError
+
+logger = logging.getLogger(__name__)
+
+VIDEO_EXTENSIONS = (".mp4", ".webm", ".mkv", ".avi", ".mov", ".m4v", ".mpg", ".mpeg", ".flv", ".ogv")
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png")
+
+# Why a file cannot be used, as `vast data check` reports it.
+MISSING = "missing file"
+ZERO_LENGTH = "zero-length"
+NOT_A_VIDEO = "not a video"
+AUDIO_ONLY = "audio-only"
+NO_FRAMES = "no frames"
+TRUNCATED = "truncated"
+DECODE_ERROR = "decode error"
+BROKEN_CATEGORIES = (MISSING, ZERO_LENGTH, NOT_A_VIDEO, AUDIO_ONLY, NO_FRAMES, TRUNCATED, DECODE_ERROR)
+
+# First bytes of the containers we can recognise even when FFmpeg cannot open the file: a file that
+# starts like a video container but does not open was cut short (e.g. an MP4 missing its index).
+_CONTAINER_MAGIC = (
+    (4, b"ftyp"),  # MP4 / MOV / M4V
+    (4, b"moov"),
+    (4, b"mdat"),
+    (4, b"free"),
+    (0, b"\x1a\x45\xdf\xa3"),  # Matroska / WebM (EBML)
+    (0, b"RIFF"),  # AVI
+    (0, b"FLV"),
+    (0, b"OggS"),
+    (0, b"\x00\x00\x01\xba"),  # MPEG program stream
+)
+
+
+class BrokenVideoError(DataError):
+    """A video that cannot be opened or decoded; ``category`` is one of :data:`BROKEN_CATEGORIES`."""
+
+    def __init__(self, path: str | os.PathLike, category: str, reason: str) -> None:
+        self.path = str(path)
+        self.category = category
+        self.reason = " ".join(str(reason).split())
+        super().__init__(f"{self.path}: {category} ({self.reason})")
+
+
+class VideoDecoder(ABC):
+    """One opened video. Frame ``i`` is the ``i``-th frame in presentation order, from 0.
+
+    Decoders hold open files: open them where they are used (inside a DataLoader worker), close them
+    (or use ``with``), and never pickle them.
+    """
+
+    path: Path
+
+    @property
+    @abstractmethod
+    def num_frames(self) -> int:
+        """Number of frames, counted from the file itself (> 0)."""
+
+    @property
+    @abstractmethod
+    def fps(self) -> float:
+        """Frames per second (0.0 when the file does not say)."""
+
+    @abstractmethod
+    def _decode(self, wanted: np.ndarray) -> dict[int, np.ndarray]:
+        """Decode the sorted, unique, in-range frame indices ``wanted``; return what could be decoded."""
+
+    def get_frames(self, indices: Sequence[int] | np.ndarray, *, as_tensor: bool = False) -> np.ndarray:
+        """Frames at ``indices`` (any order, repeats allowed) as uint8 ``(T, H, W, 3)`` RGB.
+
+        Returns a numpy array, or a torch tensor sharing its memory when ``as_tensor`` is true.
+        Indices past the last decodable frame are clamped to it (see the module docstring).
+        """
+        index = np.asarray(indices, dtype=np.int64).reshape(-1)
+        if index.size == 0:
+            raise ValueError("get_frames needs at least one frame index")
+        if index.min() < 0:
+            raise ValueError(f"frame indices must be >= 0, got {int(index.min())}")
+        index = np.minimum(index, self.num_frames - 1)
+        decoded = self._decode(np.unique(index))
+        if not decoded:
+            raise BrokenVideoError(self.path, NO_FRAMES, "no frame could be decoded")
+        frames = _fill_missing(index, decoded)
+        return torch.from_numpy(frames) if as_tensor else frames
+
+    def close(self) -> None:  # noqa: B027 - backends without open resources need not override it
+        """Release the file."""
+
+    def __enter__(self) -> VideoDecoder:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def __getstate__(self) -> dict:
+        raise TypeError(
+            f"{type(self).__name__} holds an open file and cannot be pickled; open the video inside "
+            "the worker that reads it (VideoDataset does this per item)"
+        )
+
+
+def _fill_missing(index: np.ndarray, decoded: dict[int, np.ndarray]) -> np.ndarray:
+    """Stack the frames at ``index``; a frame that was not decoded takes the nearest earlier one."""
+    have = np.array(sorted(decoded))
+    # Position of the last decoded index <= each wanted index; none earlier -> the first decoded.
+    pos = np.searchsorted(have, index, side="right") - 1
+    chosen = have[np.maximum(pos, 0)]
+    if len(have) < len(np.unique(index)):
+        logger.debug("clamped %d wanted frames to decoded neighbours", int(np.sum(chosen != index)))
+    return np.stack([decoded[int(i)] for i in chosen])
+
+
+class PyAVDecoder(VideoDecoder):
+    """Decoder for video files through PyAV (FFmpeg).
+
+    Args:
+        path: the video file.
+        threads: decoder threads. 1 (default) decodes on the calling thread, the right choice inside
+            DataLoader workers; N > 1 uses FFmpeg frame and slice threading with N threads; 0 lets
+            FFmpeg pick one per core.
+
+    ``num_decoded`` counts the frames decoded so far (to check that seeking avoids decoding all).
+    """
+
+    def __init__(self, path: str | os.PathLike, *, threads: int = 1) -> None:
+        self.path = Path(path)
+        self.threads = threads
+        self.num_decoded = 0
+        self._container = _open_container(self.path)
+        try:
+            self._stream = _video_stream(self._container, self.path)
+            self._configure_threads()
+            self._pts, self._keyframes = self._index_packets()
+        except BaseException:
+            self._container.close()
+            raise
+        self._pts_to_index = {int(p): i for i, p in enumerate(self._pts)}
+
+    @property
+    def num_frames(self) -> int:
+        return len(self._pts)
+
+    @property
+    def fps(self) -> float:
+        rate = self._stream.average_rate or self._stream.guessed_rate or self._stream.base_rate
+        if rate:
+            return float(rate)
+        duration = self._pts[-1] - self._pts[0]
+        if duration > 0 and self._stream.time_base:
+            return float((len(self._pts) - 1) / (duration * self._stream.time_base))
+        return 0.0
+
+    def close(self) -> None:
+        self._container.close()
+
+    def _configure_threads(self) -> None:
+        codec = self._stream.codec_context
+        if self.threads == 1:
+            codec.thread_count = 1
+        else:
+            codec.thread_type = "AUTO"
+            codec.thread_count = max(self.threads, 0)
+
+    def _index_packets(self) -> tuple[np.ndarray, np.ndarray]:
+        """Presentation timestamps of all frames (sorted) and the frame indices of the keyframes."""
+        pts, key = [], []
+        try:
+            for packet in self._container.demux(self._stream):
+                stamp = packet.pts if packet.pts is not None else packet.dts
+                if packet.size == 0 or stamp is None:
+                    continue  # flush packets at the end of the stream carry no frame
+                pts.append(stamp)
+                key.append(packet.is_keyframe)
+        except av.FFmpegError as exc:
+            # A damaged tail: keep the packets read so far, decoding will clamp to them.
+            logger.debug("%s: demuxing stopped early: %s", self.path, exc)
+        if not pts:
+            raise BrokenVideoError(self.path, NO_FRAMES, "the video stream has no frames")
+        order = np.argsort(pts, kind="stable")
+        sorted_pts = np.asarray(pts, dtype=np.int64)[order]
+        keyframes = np.flatnonzero(np.asarray(key, dtype=bool)[order])
+        if keyframes.size == 0 or keyframes[0] != 0:
+            keyframes = np.concatenate([[0], keyframes])  # decoding from the start always works
+        return sorted_pts, keyframes
+
+    def _keyframe_before(self, index: int) -> int:
+        return int(self._keyframes[np.searchsorted(self._keyframes, index, side="right") - 1])
+
+    def _decode(self, wanted: np.ndarray) -> dict[int, np.ndarray]:
+        wanted_set = {int(i) for i in wanted}
+        out: dict[int, np.ndarray] = {}
+        frames: Iterator[tuple[int, av.VideoFrame]] | None = None
+        position = -1  # index of the last frame decoded by `frames`
+        for target in wanted.tolist():
+            if target in out:
+                continue
+            key = self._keyframe_before(target)
+            if frames is None or key > position:
+                # Seeking beats decoding forward when the keyframe lies past where we are.
+                frames = self._frames_from(key, target)
+            for index, frame in frames:
+                position = index
+                if index in wanted_set and index not in out:
+                    out[index] = frame.to_ndarray(format="rgb24")
+                if index >= target:
+                    break
+            else:
+                break  # the file ran out of frames: the rest is clamped by the caller
+        return out
+
+    def _frames_from(self, key: int, target: int) -> Iterator[tuple[int, av.VideoFrame]]:
+        """Seek to keyframe ``key`` and yield ``(index, frame)`` from there on.
+
+        If the seek lands past ``target`` (a container with an imprecise index), decode from the
+        start of the file instead.
+        """
+        try:
+            self._container.seek(int(self._pts[key]), stream=self._stream, backward=True, any_frame=False)
+        except av.FFmpegError as exc:
+            logger.debug("%s: seek failed (%s), decoding from the start", self.path, exc)
+            yield from self._frames_after(self._restart(), -1)
+            return
+        first = True
+        for index, frame in self._frames_after(self._container, key - 1):
+            if first and index > target:
+                logger.debug("%s: seek overshot frame %d, decoding from the start", self.path, target)
+                yield from self._frames_after(self._restart(), -1)
+                return
+            first = False
+            yield index, frame
+
+    def _restart(self) -> av.container.InputContainer:
+        self._container.close()
+        self._container = _open_container(self.path)
+        self._stream = _video_stream(self._container, self.path)
+        self._configure_threads()
+        return self._container
+
+    def _frames_after(self, container: av.container.InputContainer, after: int) -> Iterator:
+        """Decode forward, yielding ``(index, frame)`` for frames with index > ``after``."""
+        last = after
+        try:
+            for frame in container.decode(self._stream):
+                self.num_decoded += 1
+                index = self._pts_to_index.get(frame.pts) if frame.pts is not None else None
+                if index is None:
+                    index = last + 1  # no usable timestamp: count frames instead
+                if index <= after:
+                    continue  # leading frames of an open GOP, before the keyframe we seeked to
+                last = index
+                yield index, frame
+        except av.FFmpegError as exc:
+            logger.debug("%s: decoding stopped after frame %d: %s", self.path, last, exc)
+
+
+class FrameFolderDecoder(VideoDecoder):
+    """Decoder for a folder of frames named ``{prefix}{number}{ext}`` (``img_00001.jpg``, ...).
+
+    Frames are ordered by their number (which need not start at 1 nor be zero-padded); frame 0 is
+    the lowest number. ``fps`` is not stored in a folder, so it is given (default 30).
+    """
+
+    def __init__(
+        self,
+        path: str | os.PathLike,
+        *,
+        prefix: str = "img_",
+        extensions: Sequence[str] = IMAGE_EXTENSIONS,
+        fps: float = 30.0,
+    ) -> None:
+        self.path = Path(path)
+        if not self.path.is_dir():
+            raise BrokenVideoError(self.path, MISSING, "no such frame folder")
+        pattern = re.compile(
+            re.escape(prefix) + r"(\d+)(" + "|".join(re.escape(e) for e in extensions) + r")$", re.IGNORECASE
+        )
+        numbered = []
+        for entry in os.scandir(self.path):
+            match = pattern.match(entry.name)
+            if match:
+                numbered.append((int(match.group(1)), entry.path))
+        if not numbered:
+            raise BrokenVideoError(self.path, NO_FRAMES, f"no files named {prefix}<number>{extensions[0]}")
+        self._files = [file for _, file in sorted(numbered)]
+        self._fps = float(fps)
+
+    @property
+    def num_frames(self) -> int:
+        return len(self._files)
+
+    @property
+    def fps(self) -> float:
+        return self._fps
+
+    def _decode(self, wanted: np.ndarray) -> dict[int, np.ndarray]:
+        from torchvision.io import ImageReadMode, decode_image, read_file
+
+        out = {}
+        for index in wanted.tolist():
+            try:
+                image = decode_image(read_file(self._files[index]), mode=ImageReadMode.RGB)
+            except RuntimeError as exc:
+                raise BrokenVideoError(self._files[index], DECODE_ERROR, str(exc)) from exc
+            out[index] = image.permute(1, 2, 0).numpy()
+        return out
+
+
+def open_video(path: str | os.PathLike, *, threads: int = 1, fps: float = 30.0) -> VideoDecoder:
+    """Open ``path``: a folder as a :class:`FrameFolderDecoder` (at ``fps``), a file with PyAV.
+
+    Raises :class:`BrokenVideoError` (a :class:`~vast.errors.DataError`) naming what is wrong.
+    """
+    path = Path(path)
+    if path.is_dir():
+        return FrameFolderDecoder(path, fps=fps)
+    return PyAVDecoder(path, threads=threads)
+
+
+def _open_container(path: Path) -> av.container.InputContainer:
+    try:
+        size = path.stat().st_size
+    except FileNotFoundError:
+        raise BrokenVideoError(path, MISSING, "no such file") from None
+    except OSError as exc:
+        raise BrokenVideoError(path, MISSING, exc.strerror or str(exc)) from None
+    if size == 0:
+        raise BrokenVideoError(path, ZERO_LENGTH, "the file is empty")
+    try:
+        return av.open(str(path), metadata_errors="ignore")
+    except (av.FFmpegError, UnicodeDecodeError) as exc:
+        category = TRUNCATED if _looks_like_container(path) else NOT_A_VIDEO
+        raise BrokenVideoError(path, category, _ffmpeg_reason(exc)) from None
+
+
+def _video_stream(container: av.container.InputContainer, path: Path) -> av.VideoStream:
+    if container.streams.video:
+        return container.streams.video[0]
+    if container.streams.audio:
+        raise BrokenVideoError(path, AUDIO_ONLY, "the file has audio but no video stream")
+    raise BrokenVideoError(path, NOT_A_VIDEO, "the file has no video stream")
+
+
+def _looks_like_container(path: Path) -> bool:
+    with open(path, "rb") as handle:
+        head = handle.read(12)
+    return any(head[offset : offset + len(magic)] == magic for offset, magic in _CONTAINER_MAGIC)
+
+
+def _ffmpeg_reason(exc: BaseException) -> str:
+    # FFmpeg messages end with the file name, which the report already shows.
+    return getattr(exc, "strerror", None) or str(exc)
+
+
+class VideoProblem(NamedTuple):
+    """What :func:`check_video` found wrong with one file."""
+
+    path: str
+    category: str
+    reason: str
+
+
+def check_video(path: str | os.PathLike) -> VideoProblem | None:
+    """Decode every frame of ``path``; ``None`` when it is a usable video, else what is wrong.
+
+    A file whose frames stop before its packets (or its header's frame count) do is ``truncated``.
+    """
+    path = Path(path)
+    try:
+        if path.is_dir():
+            with FrameFolderDecoder(path) as folder:
+                folder.get_frames(range(folder.num_frames))
+            return None
+        container = _open_container(path)
+    except BrokenVideoError as exc:
+        return VideoProblem(str(path), exc.category, exc.reason)
+    with container:
+        try:
+            stream = _video_stream(container, path)
+        except BrokenVideoError as exc:
+            return VideoProblem(str(path), exc.category, exc.reason)
+        return _decode_all(container, stream, path)
+
+
+def _decode_all(
+    container: av.container.InputContainer, stream: av.VideoStream, path: Path
+) -> VideoProblem | None:
+    stream.codec_context.thread_count = 1
+    decoded, packets = 0, 0
+    try:
+        for packet in container.demux(stream):
+            if packet.size:
+                packets += 1
+            for frame in packet.decode():
+                frame.to_ndarray(format="rgb24")
+                decoded += 1
+    except (av.FFmpegError, ValueError) as exc:
+        category = TRUNCATED if decoded else DECODE_ERROR
+        return VideoProblem(str(path), category, f"after {decoded} frames: {_ffmpeg_reason(exc)}")
+    if decoded == 0:
+        reason = f"the video stream has no decodable frames ({packets} packets)"
+        return VideoProblem(str(path), NO_FRAMES, reason)
+    expected = max(packets, stream.frames or 0)
+    if decoded < expected:
+        return VideoProblem(str(path), TRUNCATED, f"decoded {decoded} of {expected} frames")
+    return None
+
+
+def check_videos(
+    paths: Sequence[str | os.PathLike], *, workers: int = 1, progress: bool = False
+) -> list[VideoProblem]:
+    """:func:`check_video` on every path, with ``workers`` processes; the problems, in input order."""
+    found: list[tuple[int, VideoProblem]] = []
+    with contextlib.ExitStack() as stack:
+        bar = stack.enter_context(tqdm(total=len(paths), desc="check", unit="video", disable=not progress))
+        if workers <= 1:
+            results: Iterator = map(_check_indexed, enumerate(paths))
+        else:
+            pool = stack.enter_context(multiprocessing.get_context().Pool(workers))
+            results = pool.imap_unordered(_check_indexed, enumerate(paths), chunksize=8)
+        for number, problem in results:
+            if problem is not None:
+                found.append((number, problem))
+            bar.update()
+    return [problem for _, problem in sorted(found)]
+
+
+def _check_indexed(item: tuple[int, str | os.PathLike]) -> tuple[int, VideoProblem | None]:
+    number, path = item
+    return number, check_video(path)

@@ -1,0 +1,65 @@
+"""Writing videos with PyAV: the demo data set, benchmarks and test fixtures use it."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable
+
+import av
+import numpy as np
+
+
+def write_video(
+    path: str | os.PathLike,
+    frames: Iterable[np.ndarray],
+    *,
+    fps: int = 8,
+    codec: str = "libx264",
+    crf: int = 20,
+    preset: str = "veryfast",
+    gop: int | None = None,
+    options: dict[str, str] | None = None,
+) -> int:
+    """Encode uint8 RGB frames ``(H, W, 3)`` (H and W even) as a yuv420p video; returns the frame count.
+
+    ``crf``/``preset`` apply to libx264; ``gop`` sets the keyframe interval; ``options`` are passed
+    to the encoder as is. The encoder runs on one thread, as callers parallelise over files.
+    """
+    count = 0
+    with av.open(str(path), mode="w") as container:
+        stream = None
+        for frame in frames:
+            if stream is None:
+                stream = _add_stream(container, codec, fps, frame.shape, crf, preset, gop, options)
+            image = av.VideoFrame.from_ndarray(np.ascontiguousarray(frame, dtype=np.uint8), format="rgb24")
+            container.mux(stream.encode(image))
+            count += 1
+        if stream is None:
+            raise ValueError(f"no frames to write to {path}")
+        container.mux(stream.encode(None))
+    return count
+
+
+def _add_stream(
+    container: av.container.OutputContainer,
+    codec: str,
+    fps: int,
+    shape: tuple[int, ...],
+    crf: int,
+    preset: str,
+    gop: int | None,
+    options: dict[str, str] | None,
+) -> av.VideoStream:
+    if len(shape) != 3 or shape[2] != 3:
+        raise ValueError(f"frames must be (H, W, 3) RGB, got {shape}")
+    stream = container.add_stream(codec, rate=fps)
+    stream.height, stream.width = shape[0], shape[1]
+    stream.pix_fmt = "yuv420p"
+    settings = {"threads": "1"}
+    if codec == "libx264":
+        settings.update(crf=str(crf), preset=preset)
+    if gop is not None:
+        settings["g"] = str(gop)
+    settings.update(options or {})
+    stream.options = settings
+    return stream
