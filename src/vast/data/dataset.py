@@ -182,9 +182,16 @@ class VideoDataset(Dataset):
         return len(self.annotations.records)
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, int, int] | BrokenVideo:
+        return self.get(index)
+
+    def get(
+        self, index: int, rng: np.random.Generator | None = None
+    ) -> tuple[torch.Tensor, int, int] | BrokenVideo:
+        """Item ``index``; a training sampler draws its frames from ``rng`` when given (the engine
+        passes one seeded by (seed, epoch, index) for exact, worker-independent resumption)."""
         record = self.annotations.records[index]
         try:
-            clips = self._decode(record.path)
+            clips = self._decode(record.path, rng)
         except BrokenVideoError as exc:
             return self._broken(index, exc)
         except (av.FFmpegError, OSError) as exc:
@@ -201,10 +208,10 @@ class VideoDataset(Dataset):
         stacked = torch.cat([v if v.ndim == 5 else v.unsqueeze(0) for v in views])
         return stacked, int(label), index
 
-    def _decode(self, path: Any) -> np.ndarray:
+    def _decode(self, path: Any, rng: np.random.Generator | None = None) -> np.ndarray:
         """Frames of every clip: uint8 ``(num_clips, T, H, W, 3)``."""
         with open_video(path, threads=self.decoder_threads, fps=self.frame_folder_fps) as video:
-            indices = self.sampler.sample(video.num_frames, self._generator())
+            indices = self.sampler.sample(video.num_frames, rng if rng is not None else self._generator())
             frames = video.get_frames(indices.reshape(-1))
         return frames.reshape(*indices.shape, *frames.shape[1:])
 

@@ -436,7 +436,24 @@ def _decode_all(
     expected = max(packets, stream.frames or 0)
     if decoded < expected:
         return VideoProblem(str(path), TRUNCATED, f"decoded {decoded} of {expected} frames")
+    implied = _frames_implied_by_duration(container, stream)
+    # Some slack: the container's duration may include a slightly longer audio track.
+    if implied and decoded < 0.9 * implied - 1:
+        reason = f"decoded {decoded} frames, the header's duration implies about {implied}"
+        return VideoProblem(str(path), TRUNCATED, reason)
     return None
+
+
+def _frames_implied_by_duration(container: av.container.InputContainer, stream: av.VideoStream) -> int:
+    """Frame count that the header's duration and frame rate imply (0 when either is unknown)."""
+    rate = stream.average_rate or stream.guessed_rate
+    if stream.duration and stream.time_base:
+        seconds = float(stream.duration * stream.time_base)
+    elif container.duration:
+        seconds = container.duration / av.time_base
+    else:
+        return 0
+    return round(seconds * float(rate)) if rate else 0
 
 
 def check_videos(

@@ -1,0 +1,178 @@
+"""Decoding real files: the right frames (read back from their barcodes), seeking, clamping, backends,
+and the classification of broken files."""
+
+import pickle
+
+import av
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from vast.data.decoding import (
+    BROKEN_CATEGORIES,
+    BrokenVideoError,
+    FrameFolderDecoder,
+    PyAVDecoder,
+    check_video,
+    check_videos,
+    open_video,
+)
+from vast.errors import DataError
+
+
+@pytest.fixture
+def barcodes(read_barcode_fn):
+    """``barcodes(frames) -> [index of each frame]``."""
+    return lambda frames: [read_barcode_fn(frame) for frame in frames]
+
+
+def decode_all_with_pyav(path) -> list[np.ndarray]:
+    """The obvious reference: decode every frame in order with PyAV directly."""
+    with av.open(str(path)) as container:
+        return [frame.to_ndarray(format="rgb24") for frame in container.decode(video=0)]
+
+
+@pytest.fixture
+def gop_video(barcode_video):
+    # Keyframes every 10 frames and B-frames (preset medium), the case where seeking matters.
+    return barcode_video("gop.mp4", 100, gop=10, preset="medium", options={"sc_threshold": "0"})
+
+
+def test_frames_come_back_by_index_in_any_order(gop_video, barcodes):
+    path, written = gop_video
+    with PyAVDecoder(path) as video:
+        assert video.num_frames == 100
+        assert video.fps == pytest.approx(8.0)
+        for wanted in ([0], [95], [3, 50, 51, 99], [99, 0, 5, 5, 60], list(range(100))):
+            frames = video.get_frames(wanted)
+            assert frames.dtype == np.uint8 and frames.shape == (len(wanted), 48, 64, 3)
+            assert barcodes(frames) == wanted
+            assert np.abs(frames.astype(int) - written[wanted]).mean() < 3
+
+
+def test_frames_equal_a_full_sequential_decode(gop_video):
+    path, _ = gop_video
+    reference = decode_all_with_pyav(path)
+    wanted = [97, 12, 13, 40, 41, 42, 75, 12]
+    with PyAVDecoder(path) as video:
+        frames = video.get_frames(wanted)
+    for frame, index in zip(frames, wanted):
+        np.testing.assert_array_equal(frame, reference[index])
+
+
+def test_seeking_decodes_only_from_the_keyframe_before(gop_video):
+    path, _ = gop_video
+    with PyAVDecoder(path) as video:
+        video.get_frames([95])
+        # From keyframe 90 to frame 95, plus what the decoder buffers for B-frames.
+        assert video.num_decoded <= 10
+        video.num_decoded = 0
+        video.get_frames([5, 55, 95])  # three separate GOPs: three seeks, not 96 frames
+        assert video.num_decoded <= 3 * 10
+
+
+def test_as_tensor_and_threads_give_the_same_frames(gop_video):
+    path, _ = gop_video
+    with PyAVDecoder(path) as single, PyAVDecoder(path, threads=2) as threaded:
+        frames = single.get_frames([1, 30, 77])
+        tensor = threaded.get_frames([1, 30, 77], as_tensor=True)
+    assert isinstance(tensor, torch.Tensor) and tensor.dtype == torch.uint8
+    np.testing.assert_array_equal(tensor.numpy(), frames)
+
+
+def test_webm_without_a_frame_count_in_its_header(barcode_video, barcodes):
+    path, _ = barcode_video("clip.webm", 40, codec="libvpx-vp9")
+    with av.open(str(path)) as container:
+        assert container.streams.video[0].frames == 0  # the header does not say
+    with open_video(path) as video:
+        assert video.num_frames == 40
+        assert barcodes(video.get_frames([0, 39, 20])) == [0, 39, 20]
+
+
+def test_truncated_file_is_clamped_to_its_last_decodable_frame(barcode_video, tmp_path, barcodes):
+    path, _ = barcode_video("long.webm", 60, codec="libvpx-vp9")
+    cut = tmp_path / "cut.webm"
+    cut.write_bytes(path.read_bytes()[: path.stat().st_size * 6 // 10])
+    with open_video(cut) as video:
+        available = video.num_frames
+        assert 0 < available < 60
+        frames = video.get_frames([0, 10, 59])
+    last = barcodes(frames)[2]
+    # Index 59 is past the end: it gets the last frame that decodes, which is near the cut.
+    assert barcodes(frames)[:2] == [0, 10]
+    assert available - 3 <= last <= available - 1
+
+
+def test_get_frames_rejects_negative_and_empty_indices(gop_video):
+    path, _ = gop_video
+    with PyAVDecoder(path) as video:
+        with pytest.raises(ValueError, match=">= 0"):
+            video.get_frames([-1])
+        with pytest.raises(ValueError, match="at least one"):
+            video.get_frames([])
+
+
+def test_decoders_refuse_to_be_pickled(gop_video):
+    path, _ = gop_video
+    with PyAVDecoder(path) as video, pytest.raises(TypeError, match="inside the worker"):
+        pickle.dumps(video)
+
+
+@pytest.mark.parametrize("extension", [".png", ".jpg"])
+def test_frame_folder_backend(tmp_path, extension, barcodes, barcode_frame_fn):
+    folder = tmp_path / "video_0001"
+    folder.mkdir()
+    written = [barcode_frame_fn(i) for i in range(12)]
+    for i, frame in enumerate(written):
+        Image.fromarray(frame).save(folder / f"img_{i + 1:05d}{extension}", quality=95)
+    (folder / "notes.txt").write_text("not a frame")
+    video = open_video(folder, fps=25)
+    assert isinstance(video, FrameFolderDecoder)
+    assert video.num_frames == 12 and video.fps == 25
+    frames = video.get_frames([11, 0, 4, 4])
+    assert barcodes(frames) == [11, 0, 4, 4]
+    if extension == ".png":  # lossless: exact pixels
+        np.testing.assert_array_equal(frames[0], written[11])
+
+
+def test_frame_folder_orders_by_number_not_by_name(tmp_path, barcodes, barcode_frame_fn):
+    folder = tmp_path / "unpadded"
+    folder.mkdir()
+    for i in range(1, 12):  # img_1.png ... img_11.png: name order would put 10 and 11 before 2
+        Image.fromarray(barcode_frame_fn(i)).save(folder / f"img_{i}.png")
+    assert barcodes(FrameFolderDecoder(folder).get_frames([0, 1, 9, 10])) == [1, 2, 10, 11]
+
+
+def test_each_broken_kind_fails_to_open_with_its_category(broken_files):
+    for category, path in broken_files.items():
+        with pytest.raises(BrokenVideoError) as info:
+            open_video(path).get_frames([0])
+        assert info.value.category == category, path
+        assert isinstance(info.value, DataError)
+        assert str(path) in str(info.value)
+
+
+def test_check_video_names_every_broken_kind(broken_files, barcode_video):
+    good, _ = barcode_video("fine.mp4", 8)
+    assert check_video(good) is None
+    for category, path in broken_files.items():
+        problem = check_video(path)
+        assert problem is not None and problem.category == category, (path, problem)
+        assert problem.category in BROKEN_CATEGORIES and problem.reason
+
+
+def test_check_video_finds_a_truncated_webm(barcode_video, tmp_path):
+    path, _ = barcode_video("long.webm", 60, codec="libvpx-vp9")
+    cut = tmp_path / "cut.webm"
+    cut.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+    problem = check_video(cut)
+    assert problem is not None and problem.category == "truncated"
+
+
+def test_check_videos_keeps_input_order_with_workers(broken_files, barcode_video):
+    good, _ = barcode_video("fine.mp4", 8)
+    paths = [good, *broken_files.values(), good]
+    problems = check_videos(paths, workers=2)
+    assert [p.category for p in problems] == list(broken_files)
+    assert check_videos(paths, workers=1) == problems
