@@ -79,19 +79,14 @@ def model_table(pattern: str = "*") -> list[dict[str, object]]:
 
 def format_table(rows: list[dict[str, object]], markdown: bool = False) -> str:
     header = ("model", "params (M)", "GMACs", "input (B, C, [T,] H, W)")
-    lines = [
-        (r["model"], f"{r['params_m']:.2f}", f"{r['gmacs']:.2f}", "x".join(map(str, r["input"])))
-        for r in rows
-    ]
+    lines = [(r["model"], f"{r['params_m']:.2f}", f"{r['gmacs']:.2f}", "x".join(map(str, r["input"]))) for r in rows]
     if markdown:
         out = ["| " + " | ".join(header) + " |", "|---|---:|---:|---|"]
         out += ["| " + " | ".join(line) + " |" for line in lines]
         return "\n".join(out)
     widths = [max(len(h), *(len(line[i]) for line in lines)) for i, h in enumerate(header)]
     fmt = "  ".join(f"{{:{'<' if i in (0, 3) else '>'}{w}}}" for i, w in enumerate(widths))
-    return "\n".join(
-        [fmt.format(*header), fmt.format(*("-" * w for w in widths))] + [fmt.format(*ln) for ln in lines]
-    )
+    return "\n".join([fmt.format(*header), fmt.format(*("-" * w for w in widths))] + [fmt.format(*ln) for ln in lines])
 
 
 def run_models(args: argparse.Namespace) -> int:

@@ -5,12 +5,12 @@
 the frames the clip sampler picks, closes it, and transforms the clip. No decoder is created in the
 main process or shared between workers.
 
-Randomness: the temporal sampling draws from a ``numpy.random.Generator`` that each worker seeds
-from torch's per-worker seed (``torch.utils.data.get_worker_info().seed``, which changes every epoch
-and differs between workers); the spatial transforms draw from torch's per-worker generator. So
-``torch.manual_seed`` before building the DataLoader makes a run reproducible for a given number
-of workers. :func:`seed_worker` also seeds Python's and numpy's global generators for third-party
-code that uses them.
+Randomness comes from torch's generator only: each item seeds the ``numpy.random.Generator`` its
+clip sampler draws from with a number drawn from torch, and the spatial transforms draw from torch
+directly. The DataLoader seeds torch's generator in every worker from its own base seed (new each
+epoch) plus the worker id, so workers differ, epochs differ, and ``torch.manual_seed`` before
+iterating makes a run reproducible for a given number of workers. :func:`seed_worker` also seeds
+Python's and numpy's global generators, for third-party transforms that use them.
 
 Broken videos (``on_error``): ``"raise"`` raises :class:`~vast.data.decoding.BrokenVideoError` (a
 ``DataError``) naming the file and the reason. ``"skip"`` logs a warning and returns a
@@ -30,7 +30,7 @@ from typing import Any, NamedTuple
 import av
 import numpy as np
 import torch
-from torch.utils.data import Dataset, get_worker_info
+from torch.utils.data import Dataset
 from torchvision.transforms import v2
 
 from vast.data.annotations import Annotations
@@ -167,8 +167,6 @@ class VideoDataset(Dataset):
         self.on_error = on_error
         self.decoder_threads = decoder_threads
         self.frame_folder_fps = frame_folder_fps
-        self._rng: np.random.Generator | None = None
-        self._rng_owner: int | None = None
 
     @property
     def class_names(self) -> list[str]:
@@ -218,14 +216,9 @@ class VideoDataset(Dataset):
     def _generator(self) -> np.random.Generator | None:
         if not self.sampler.training:
             return None
-        info = get_worker_info()
-        owner = None if info is None else info.seed
-        if self._rng is None or owner != self._rng_owner:
-            # In the main process the seed comes from torch's global generator, so torch.manual_seed
-            # makes the run reproducible; in a worker it is that worker's seed for this epoch.
-            seed = int(torch.randint(0, 2**62, (1,)).item()) if info is None else info.seed
-            self._rng, self._rng_owner = np.random.default_rng(seed), owner
-        return self._rng
+        # Drawn from torch's generator, which the DataLoader seeds per worker and per epoch (and
+        # torch.manual_seed seeds in the main process): one source of randomness, no state here.
+        return np.random.default_rng(int(torch.randint(0, 2**63 - 1, ()).item()))
 
     def _broken(self, index: int, exc: BrokenVideoError) -> BrokenVideo:
         if self.on_error == "raise":

@@ -1,0 +1,282 @@
+"""Run configuration: typed dataclasses, read from YAML recipes, overridden with ``--set key=value``.
+
+A recipe is a YAML file with the sections ``model``, ``data``, ``optim`` and ``train``; every key is a
+field below. ``--set optim.lr=0.001`` overrides one value, type-checked against the field; an unknown
+key is an error that names the close keys. The resolved configuration is saved with every run
+(``config.yaml``) and inside every checkpoint.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import types
+import typing
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from vast.errors import ConfigError
+
+
+@dataclass
+class ModelConfig:
+    name: str = "vast_nano"
+    num_classes: int | None = None  # None: the number of classes in the training annotations
+    options: dict[str, Any] = field(default_factory=dict)  # constructor options, e.g. norm, t_patch
+    init_checkpoint: str | None = None  # weights to start from (e.g. AST ImageNet weights for VAST)
+
+
+@dataclass
+class DataConfig:
+    root: str = ""  # videos are looked up relative to this folder ("" = next to the annotations)
+    train: str = ""  # training annotations (list, CSV, folder, Kinetics CSV, SSv2 JSON)
+    val: str = ""  # validation annotations
+    format: str = "auto"
+    num_frames: int = 8
+    sampler: str = "tsn"  # tsn | dense
+    stride: int = 4  # dense sampling: frames between sampled frames
+    short_side: int = 256  # evaluation: resize the short side to this before cropping (0: crop / 0.875)
+    crop_size: int = 224
+    train_short_side: tuple[int, int] | None = None  # training scale jitter: short side in [a, b]
+    min_scale: float = 0.25  # random-resized crop: smallest area fraction kept
+    randaugment_ops: int = 0  # RandAugment, the same ops on every frame of a clip (0: off)
+    randaugment_magnitude: int = 9
+    random_erasing: float = 0.0
+    flip: bool = False  # off by default: direction-sensitive data sets (SSv2, Moving-Digits)
+    flip_pairs: list[list[int]] | None = None  # label pairs a horizontal flip swaps (label-aware flip)
+    mean: tuple[float, float, float] = (0.485, 0.456, 0.406)
+    std: tuple[float, float, float] = (0.229, 0.224, 0.225)
+    num_workers: int = 2
+    on_error: str = "skip"  # skip | raise, for broken videos during training
+    test_clips: int = 1  # multi-view testing of the final model: clips x crops
+    test_crops: int = 1
+
+
+@dataclass
+class OptimConfig:
+    name: str = "adamw"  # adamw | sgd (timm's optimiser factory)
+    lr: float = 1e-3  # for batch_size x accum_steps x world_size = base_batch_size
+    base_batch_size: int = 0  # >0: scale lr linearly with the effective batch size
+    weight_decay: float = 0.05
+    momentum: float = 0.9
+    warmup_epochs: float = 1.0
+    warmup_lr: float = 1e-6
+    min_lr: float = 1e-6
+    clip_grad: float | None = None
+    accum_steps: int = 1
+
+
+@dataclass
+class TrainConfig:
+    epochs: int = 30
+    batch_size: int = 16
+    eval_batch_size: int = 0  # 0: same as batch_size
+    amp: str = "none"  # none | bf16 | fp16 (fp16 only on CUDA, with a gradient scaler)
+    ema: bool = False
+    ema_decay: float = 0.999
+    mixup: float = 0.0
+    cutmix: float = 0.0
+    label_smoothing: float = 0.0
+    grad_checkpointing: bool = False
+    compile: bool = False
+    seed: int = 0
+    device: str = "auto"  # auto | cpu | cuda | cuda:N
+    threads: int = 0  # torch intra-op threads; 0 leaves torch's default
+    output_dir: str = "runs/vast"
+    eval_every: int = 1  # epochs between single-clip validations (0: only at the end)
+    log_every: int = 10  # steps between CSV / TensorBoard rows
+    max_steps: int = 0  # >0: stop after this many optimiser steps (tests, smoke runs)
+
+
+@dataclass
+class RunConfig:
+    model: ModelConfig = field(default_factory=ModelConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def to_yaml(self) -> str:
+        return yaml.safe_dump(_plain(self.to_dict()), sort_keys=False)
+
+
+CHOICES = {
+    "data.sampler": ("tsn", "dense"),
+    "data.on_error": ("skip", "raise"),
+    "optim.name": ("adamw", "sgd"),
+    "train.amp": ("none", "bf16", "fp16"),
+}
+
+
+def recipe_names() -> list[str]:
+    """Names of the recipes shipped with the package (``vast/recipes/*.yaml``)."""
+    return sorted(p.name[:-5] for p in resources.files("vast.recipes").iterdir() if p.name.endswith(".yaml"))
+
+
+def resolve_recipe(recipe: str | Path) -> Path:
+    """A recipe path, or the name of a shipped recipe (``demo``, ``k400_vast_tiny`` ...)."""
+    path = Path(recipe)
+    if path.is_file():
+        return path
+    shipped = resources.files("vast.recipes") / f"{Path(str(recipe)).stem}.yaml"
+    if shipped.is_file():
+        return Path(str(shipped))
+    names = recipe_names()
+    close = difflib.get_close_matches(str(recipe), names, n=3)
+    hint = f"did you mean {', '.join(close)}?" if close else f"shipped recipes: {', '.join(names)}"
+    raise ConfigError(f"recipe not found: {recipe}; give a YAML file or a shipped recipe name ({hint})")
+
+
+def load_config(recipe: str | Path | None = None, overrides: Iterable[str] = ()) -> RunConfig:
+    """The configuration of ``recipe`` (a path or shipped name; None: defaults) with ``overrides``."""
+    config = RunConfig()
+    if recipe is not None:
+        path = resolve_recipe(recipe)
+        try:
+            data = yaml.safe_load(path.read_text()) or {}
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"{path} is not valid YAML: {' '.join(str(exc).split())}") from exc
+        if not isinstance(data, dict):
+            raise ConfigError(f"{path} must hold a mapping with sections model, data, optim, train")
+        for key, value in _flatten(data):
+            set_value(config, key, value, source=str(path))
+    for item in overrides:
+        key, sep, text = item.partition("=")
+        if not sep or not key.strip():
+            raise ConfigError(f"--set expects KEY=VALUE, e.g. --set optim.lr=0.001; got {item!r}")
+        try:
+            value = yaml.safe_load(text) if text.strip() else ""
+        except yaml.YAMLError:
+            value = text
+        set_value(config, key.strip(), value, source="--set")
+    validate(config)
+    return config
+
+
+def config_from_dict(data: dict[str, Any]) -> RunConfig:
+    """Rebuild a configuration saved with :meth:`RunConfig.to_dict` (e.g. from a checkpoint)."""
+    config = RunConfig()
+    for key, value in _flatten(data):
+        set_value(config, key, value, source="checkpoint")
+    return config
+
+
+def all_keys() -> list[str]:
+    config = RunConfig()
+    return [
+        f"{section.name}.{f.name}"
+        for section in dataclasses.fields(config)
+        for f in dataclasses.fields(getattr(config, section.name))
+    ]
+
+
+def set_value(config: RunConfig, key: str, value: Any, source: str = "--set") -> None:
+    """Set the dotted ``key`` (``optim.lr``, ``model.options.norm``) to ``value``, type-checked."""
+    parts = key.split(".")
+    section_name, field_name = parts[0], ".".join(parts[1:2])
+    section = getattr(config, section_name, None) if len(parts) >= 2 else None
+    fields = {f.name: f for f in dataclasses.fields(section)} if dataclasses.is_dataclass(section) else {}
+    if field_name not in fields or (len(parts) > 2 and not _is_dict_field(fields[field_name])):
+        close = difflib.get_close_matches(key, all_keys(), n=3, cutoff=0.6)
+        hint = f"did you mean {', '.join(close)}?" if close else "see `vast train --list-keys`"
+        raise ConfigError(f"unknown config key {key!r} in {source}; {hint}")
+    spec = fields[field_name]
+    if len(parts) > 2:  # a key inside a free-form dict, e.g. model.options.norm
+        getattr(section, field_name)[".".join(parts[2:])] = value
+        return
+    setattr(section, field_name, _coerce(key, value, _field_type(section, spec), source))
+
+
+def validate(config: RunConfig) -> None:
+    for key, choices in CHOICES.items():
+        section, name = key.split(".")
+        value = getattr(getattr(config, section), name)
+        if value not in choices:
+            raise ConfigError(f"{key} must be one of {', '.join(choices)}; got {value!r}")
+    positive = ["data.num_frames", "train.epochs", "train.batch_size", "optim.accum_steps", "data.crop_size"]
+    for key in positive:
+        section, name = key.split(".")
+        if getattr(getattr(config, section), name) <= 0:
+            raise ConfigError(f"{key} must be positive; got {getattr(getattr(config, section), name)}")
+    if config.optim.lr <= 0:
+        raise ConfigError(f"optim.lr must be positive; got {config.optim.lr}")
+
+
+def save_config(config: RunConfig, path: str | Path) -> None:
+    Path(path).write_text(config.to_yaml())
+
+
+# ---- helpers -------------------------------------------------------------------------------------
+
+
+def _flatten(data: dict[str, Any], prefix: str = "") -> Iterable[tuple[str, Any]]:
+    for key, value in data.items():
+        dotted = f"{prefix}{key}"
+        # Recurse into sections, but keep free-form dict fields (model.options) whole.
+        if isinstance(value, dict) and dotted.count(".") == 0:
+            yield from _flatten(value, f"{dotted}.")
+        else:
+            yield dotted, value
+
+
+def _is_dict_field(spec: dataclasses.Field) -> bool:
+    return "dict" in str(spec.type)
+
+
+def _field_type(section: Any, spec: dataclasses.Field) -> Any:
+    return typing.get_type_hints(type(section))[spec.name]
+
+
+def _coerce(key: str, value: Any, annotation: Any, source: str) -> Any:
+    """``value`` as ``annotation`` (int, float, bool, str, optional, tuple, dict), else ConfigError."""
+    origin = typing.get_origin(annotation)
+    args = typing.get_args(annotation)
+    if origin in (typing.Union, types.UnionType):
+        is_none = value is None or (isinstance(value, str) and value.lower() in ("none", "null"))
+        if is_none and type(None) in args:
+            return None
+        inner = [a for a in args if a is not type(None)]
+        return _coerce(key, value, inner[0], source)
+    if origin is tuple:
+        if not isinstance(value, (list, tuple)) or len(value) != len(args):
+            raise ConfigError(f"{key} expects {len(args)} numbers like [0.5, 0.5, 0.5] ({source}); got {value!r}")
+        return tuple(_coerce(key, v, a, source) for v, a in zip(value, args))
+    if origin is list:
+        if not isinstance(value, (list, tuple)):
+            raise ConfigError(f"{key} expects a list ({source}); got {value!r}")
+        return [_coerce(key, v, args[0], source) if args else v for v in value]
+    if origin is dict or annotation is dict:
+        if not isinstance(value, dict):
+            raise ConfigError(f"{key} expects a mapping ({source}); got {value!r}")
+        return dict(value)
+    if annotation is bool:
+        if isinstance(value, bool):
+            return value
+    elif annotation is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+    elif annotation is float:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+    elif annotation is str:
+        if isinstance(value, (str, int, float)) and not isinstance(value, bool):
+            return str(value)
+    else:
+        return value
+    raise ConfigError(f"{key} expects {annotation.__name__} ({source}); got {value!r}")
+
+
+def _plain(value: Any) -> Any:
+    """Tuples to lists so that YAML stays plain."""
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    return value

@@ -1,0 +1,216 @@
+"""Multi-view evaluation, prediction and the loading of a trained run.
+
+Protocol (stated in every report): each video gives ``clips`` temporal clips (evenly spread,
+deterministic) times ``crops`` spatial crops (1: centre; 3: left/centre/right along the long side);
+the model's softmax probabilities are averaged over the views, then top-1 / top-5 are counted.
+A broken video is counted as missing, never replaced by another one.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+from tqdm import tqdm
+
+from vast.data.annotations import Annotations, VideoRecord, load_annotations
+from vast.data.dataset import BrokenVideoLog
+from vast.engine import reporting
+from vast.engine.checkpoint import load_checkpoint
+from vast.engine.config import RunConfig, config_from_dict
+from vast.engine.data import build_eval_dataset, eval_loader
+from vast.engine.distributed import DistInfo, resolve_device
+from vast.errors import ConfigError
+from vast.models import create_model
+
+_logger = logging.getLogger(__name__)
+
+
+def parse_views(text: str) -> tuple[int, int]:
+    """``"4x3"`` -> (4 clips, 3 crops)."""
+    parts = text.lower().replace("×", "x").split("x")
+    try:
+        clips, crops = (int(p) for p in parts)
+    except ValueError:
+        raise ConfigError(f"--views expects CLIPSxCROPS such as 1x1, 4x3 or 10x3; got {text!r}") from None
+    if clips < 1 or crops not in (1, 3):
+        raise ConfigError(f"--views: clips must be >= 1 and crops 1 or 3; got {text!r}")
+    return clips, crops
+
+
+def describe_protocol(config: RunConfig, clips: int, crops: int) -> str:
+    data = config.data
+    crop_words = "centre crop" if crops == 1 else "3 crops along the long side"
+    sampling = (
+        f"TSN sampling of {data.num_frames} segments"
+        if data.sampler == "tsn"
+        else f"dense clips of {data.num_frames} frames at stride {data.stride}"
+    )
+    views = "view" if clips * crops == 1 else "views"
+    return (
+        f"{clips} clip{'s' if clips > 1 else ''} x {crops} crop{'s' if crops > 1 else ''} = {clips * crops} {views} "
+        f"per video ({sampling}, {data.crop_size} px {crop_words}, short side {data.short_side or 'crop / 0.875'}); "
+        f"softmax scores averaged over views"
+    )
+
+
+@dataclass
+class LoadedRun:
+    """A trained model with the configuration and class names of its run."""
+
+    model: nn.Module
+    config: RunConfig
+    class_names: list[str]
+    checkpoint_path: Path
+    weights: str  # "model" or "ema"
+
+
+def load_run(checkpoint: str | Path, device: str = "cpu", ema: bool = False) -> LoadedRun:
+    """Rebuild the model of a training checkpoint (``last.pt`` / ``best.pt`` or a run folder)."""
+    path = Path(checkpoint)
+    state = load_checkpoint(path)
+    config = config_from_dict(state["config"])
+    weights = "ema" if ema else "model"
+    if ema and not state.get("ema"):
+        raise ConfigError(f"{path} holds no EMA weights (trained without train.ema); drop --ema")
+    model = create_model(config.model.name, num_classes=int(state["num_classes"]), **config.model.options)
+    model.load_state_dict(state[weights])
+    model.to(resolve_device(device)).eval()
+    return LoadedRun(model, config, list(state["class_names"]), path if path.is_file() else path / "last.pt", weights)
+
+
+@dataclass
+class EvalResult:
+    protocol: str
+    views: str
+    videos: int
+    missing: int
+    top1: float
+    top5: float
+    per_class: dict[str, float]
+    confusion: list[list[int]]
+    missing_paths: list[str] = field(default_factory=list)
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), indent=2)
+
+
+@torch.no_grad()
+def evaluate(
+    run: LoadedRun,
+    annotations: Annotations | None = None,
+    clips: int = 1,
+    crops: int = 1,
+    batch_size: int = 8,
+    workers: int = 2,
+    progress: bool = True,
+) -> EvalResult:
+    """Multi-view accuracy of ``run`` on ``annotations`` (default: the run's validation set)."""
+    config = run.config
+    device = next(run.model.parameters()).device
+    dataset = build_eval_dataset(config.data, annotations, clips=clips, crops=crops)
+    loader = eval_loader(dataset, batch_size, workers, DistInfo(device=device))
+    num_classes = len(run.class_names)
+    confusion = np.zeros((num_classes, num_classes), dtype=np.int64)
+    top5_hits = 0
+    missing = BrokenVideoLog()
+    for batch in tqdm(loader, desc=f"eval {clips}x{crops}", disable=not progress, leave=False):
+        missing.add(batch.broken)
+        if batch.labels.numel() == 0:
+            continue
+        probs = view_averaged_probabilities(run.model, batch.clips.to(device), multi_view=clips * crops > 1)
+        probs = probs[:, :num_classes]
+        top = probs.topk(min(5, num_classes), dim=-1).indices.cpu()
+        labels = batch.labels
+        top5_hits += int((top == labels[:, None]).any(dim=-1).sum())
+        np.add.at(confusion, (labels.numpy(), top[:, 0].numpy()), 1)
+    videos = int(confusion.sum())
+    per_class = {
+        name: (100.0 * confusion[i, i] / confusion[i].sum()) if confusion[i].sum() else float("nan")
+        for i, name in enumerate(run.class_names)
+    }
+    return EvalResult(
+        protocol=describe_protocol(config, clips, crops),
+        views=f"{clips}x{crops}",
+        videos=videos,
+        missing=missing.count,
+        top1=100.0 * float(np.trace(confusion)) / max(videos, 1),
+        top5=100.0 * top5_hits / max(videos, 1),
+        per_class=per_class,
+        confusion=confusion.tolist(),
+        missing_paths=missing.paths,
+    )
+
+
+def view_averaged_probabilities(model: nn.Module, clips: torch.Tensor, multi_view: bool) -> torch.Tensor:
+    """Softmax probabilities averaged over views: ``clips`` is ``(B, V, C, T, H, W)`` in multi-view
+    mode, else ``(B, C, T, H, W)``."""
+    if not multi_view:
+        return model(clips).float().softmax(dim=-1)
+    batch, views = clips.shape[:2]
+    probs = model(clips.flatten(0, 1)).float().softmax(dim=-1)
+    return probs.view(batch, views, -1).mean(dim=1)
+
+
+def write_eval_report(result: EvalResult, class_names: list[str], out_dir: str | Path) -> tuple[Path, Path]:
+    """``eval_<views>.json`` and ``confusion_<views>.png`` in ``out_dir``."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    json_path = out_dir / f"eval_{result.views}.json"
+    json_path.write_text(result.to_json())
+    png = reporting.plot_confusion(
+        np.asarray(result.confusion),
+        class_names,
+        out_dir / f"confusion_{result.views}.png",
+        title=f"{result.views} views: top-1 {result.top1:.1f} %",
+    )
+    return json_path, png
+
+
+@dataclass
+class Prediction:
+    video: str
+    top: list[tuple[str, float]]  # (class name, probability), best first
+
+
+@torch.no_grad()
+def predict(
+    run: LoadedRun, videos: list[str | Path], top_k: int = 5, clips: int = 1, crops: int = 1
+) -> list[Prediction]:
+    """Top-k classes of each video (view-averaged softmax probabilities)."""
+    missing = [str(v) for v in videos if not Path(v).is_file()]
+    if missing:
+        raise FileNotFoundError(f"video not found: {missing[0]}")
+    records = [VideoRecord(Path(v), 0) for v in videos]
+    annotations = Annotations(records, run.class_names)
+    dataset = build_eval_dataset(run.config.data, annotations, clips=clips, crops=crops)
+    dataset.on_error = "raise"  # a single video the user named: say why it cannot be read
+    device = next(run.model.parameters()).device
+    out = []
+    for index, video in enumerate(videos):
+        clip, _, _ = dataset[index]
+        probs = view_averaged_probabilities(run.model, clip.unsqueeze(0).to(device), multi_view=clips * crops > 1)[0]
+        k = min(top_k, len(run.class_names))
+        values, indices = probs[: len(run.class_names)].topk(k)
+        out.append(Prediction(str(video), [(run.class_names[i], float(p)) for p, i in zip(values, indices)]))
+    return out
+
+
+def annotations_for_eval(run: LoadedRun, path: str | None, root: str | None) -> Annotations:
+    """The annotations to evaluate on: ``path`` if given, else the run's validation annotations."""
+    data = run.config.data
+    target = path or data.val
+    if not target:
+        raise ConfigError("the run has no validation set; give one with --data ANNOTATIONS")
+    annotations = load_annotations(target, root=root if root is not None else (data.root or None), fmt=data.format)
+    if annotations.class_names and len(annotations.class_names) != len(run.class_names):
+        raise ConfigError(
+            f"{target} has {len(annotations.class_names)} classes but the model was trained on "
+            f"{len(run.class_names)}; evaluate on annotations with the same classes"
+        )
+    return annotations

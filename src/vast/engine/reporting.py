@@ -1,0 +1,127 @@
+"""Run logs and reports: CSV and TensorBoard scalars, PNG curves, confusion matrices, ``report.md``."""
+
+from __future__ import annotations
+
+import csv
+import logging
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")  # files only: no display on servers and CI
+import matplotlib.pyplot as plt
+import numpy as np
+
+_logger = logging.getLogger(__name__)
+
+
+class MetricsLogger:
+    """Appends rows to ``<dir>/<name>.csv`` and the same scalars to TensorBoard (``<dir>/tb``).
+
+    Columns are fixed by the first row; a resumed run appends to the existing file.
+    """
+
+    def __init__(self, directory: str | Path, name: str = "metrics", tensorboard: bool = True) -> None:
+        self.path = Path(directory) / f"{name}.csv"
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._columns: list[str] | None = None
+        if self.path.is_file() and self.path.stat().st_size > 0:
+            with self.path.open() as handle:
+                self._columns = next(csv.reader(handle), None)
+        self._writer = None
+        if tensorboard:
+            try:
+                from torch.utils.tensorboard import SummaryWriter
+
+                self._writer = SummaryWriter(str(Path(directory) / "tb"))
+            except ImportError:  # tensorboard is a dependency; keep logging CSV if it is broken
+                _logger.warning("tensorboard is not importable; logging CSV only")
+
+    def log(self, row: Mapping[str, Any], step: int, prefix: str = "") -> None:
+        if self._columns is None:
+            self._columns = list(row)
+            with self.path.open("w", newline="") as handle:
+                csv.writer(handle).writerow(self._columns)
+        with self.path.open("a", newline="") as handle:
+            csv.writer(handle).writerow([_fmt(row.get(c, "")) for c in self._columns])
+        if self._writer is not None:
+            for key, value in row.items():
+                if isinstance(value, (int, float)) and key not in ("step", "epoch"):
+                    self._writer.add_scalar(f"{prefix}{key}", value, step)
+
+    def close(self) -> None:
+        if self._writer is not None:
+            self._writer.close()
+
+
+def read_csv(path: str | Path) -> list[dict[str, float]]:
+    """Rows of a metrics CSV as floats (empty cells skipped)."""
+    path = Path(path)
+    if not path.is_file():
+        return []
+    with path.open() as handle:
+        return [{k: float(v) for k, v in row.items() if v not in ("", None)} for row in csv.DictReader(handle)]
+
+
+def _fmt(value: Any) -> Any:
+    return f"{value:.6g}" if isinstance(value, float) else value
+
+
+def plot_curves(
+    runs: Mapping[str, tuple[Sequence[dict[str, float]], Sequence[dict[str, float]]]], path: str | Path
+) -> Path:
+    """Training loss per step and validation top-1 per epoch, one line per run.
+
+    ``runs`` maps a run label to ``(train rows, validation rows)`` as read by :func:`read_csv`.
+    """
+    fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(11, 4))
+    for label, (train_rows, val_rows) in runs.items():
+        steps = [r["step"] for r in train_rows if "loss" in r]
+        losses = [r["loss"] for r in train_rows if "loss" in r]
+        ax_loss.plot(steps, losses, label=label)
+        epochs = [r["epoch"] for r in val_rows if "top1" in r]
+        ax_acc.plot(epochs, [r["top1"] for r in val_rows if "top1" in r], marker="o", label=label)
+    ax_loss.set(xlabel="optimiser step", ylabel="training loss", title="Training loss")
+    ax_acc.set(xlabel="epoch", ylabel="top-1 (%)", title="Validation top-1 (single clip)", ylim=(0, 100))
+    for ax in (ax_loss, ax_acc):
+        ax.grid(alpha=0.3)
+        ax.legend()
+    fig.tight_layout()
+    path = Path(path)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def plot_confusion(matrix: np.ndarray, class_names: Sequence[str], path: str | Path, title: str = "") -> Path:
+    """Row-normalised confusion matrix (rows: true class, columns: predicted class)."""
+    counts = np.asarray(matrix, dtype=np.float64)
+    rows = counts.sum(axis=1, keepdims=True)
+    normalised = np.divide(counts, rows, out=np.zeros_like(counts), where=rows > 0)
+    size = max(4.0, 0.45 * len(class_names) + 2)
+    fig, ax = plt.subplots(figsize=(size + 1, size))
+    image = ax.imshow(normalised, vmin=0, vmax=1, cmap="Blues")
+    ticks = np.arange(len(class_names))
+    if len(class_names) <= 40:
+        ax.set_xticks(ticks, class_names, rotation=60, ha="right", fontsize=8)
+        ax.set_yticks(ticks, class_names, fontsize=8)
+        for i in range(len(class_names)):
+            for j in range(len(class_names)):
+                if counts[i, j]:
+                    color = "white" if normalised[i, j] > 0.6 else "black"
+                    ax.text(j, i, int(counts[i, j]), ha="center", va="center", fontsize=7, color=color)
+    ax.set(xlabel="predicted", ylabel="true", title=title or "Confusion matrix")
+    fig.colorbar(image, ax=ax, fraction=0.046)
+    fig.tight_layout()
+    path = Path(path)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def markdown_table(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
+    lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
+    return "\n".join(lines)

@@ -1,0 +1,1 @@
+"""Recipes shipped with the package: ``vast train demo`` or ``vast train k400_vast_tiny``."""
