@@ -26,7 +26,9 @@ def random_frames(t=4, h=48, w=64, seed=0) -> np.ndarray:
 def normalise_reference(frames: np.ndarray) -> torch.Tensor:
     """(T, H, W, 3) uint8 -> (C, T, H, W), written out plainly."""
     x = torch.from_numpy(frames).double() / 255
-    x = (x - torch.tensor(IMAGENET_MEAN, dtype=torch.float64)) / torch.tensor(IMAGENET_STD, dtype=torch.float64)
+    x = (x - torch.tensor(IMAGENET_MEAN, dtype=torch.float64)) / torch.tensor(
+        IMAGENET_STD, dtype=torch.float64
+    )
     return x.permute(3, 0, 1, 2).float()
 
 
@@ -101,7 +103,9 @@ def test_train_transform_flips_labels_only_when_asked():
     seen = set()
     for _ in range(40):
         clip, label = aware(to_video(frames), 0)
-        mirrored = torch.allclose(clip, normalise_reference(np.ascontiguousarray(frames[:, :, ::-1])), atol=1e-5)
+        mirrored = torch.allclose(
+            clip, normalise_reference(np.ascontiguousarray(frames[:, :, ::-1])), atol=1e-5
+        )
         assert mirrored == (label == 1)
         seen.add(label)
     assert seen == {0, 1}
@@ -149,7 +153,9 @@ def test_rand_augment_applies_one_draw_to_every_frame():
             torch.manual_seed(seed)
             alone = augment(tv_tensors.Image(video[t]))
             assert torch.equal(out[t], alone), (seed, t)
-    built = build_train_transform(32, scale=(1, 1), ratio=(1, 1), rand_augment_ops=3, rand_augment_magnitude=15)
+    built = build_train_transform(
+        32, scale=(1, 1), ratio=(1, 1), rand_augment_ops=3, rand_augment_magnitude=15
+    )
     still = np.repeat(random_frames(t=1, h=32, w=32), 4, axis=0)
     for seed in range(5):
         torch.manual_seed(seed)
@@ -160,4 +166,6 @@ def test_rand_augment_applies_one_draw_to_every_frame():
 def test_functional_flip_reference_matches_numpy():
     # Guards the reference used above: torchvision's flip mirrors the width axis.
     frames = random_frames()
-    assert torch.equal(F.horizontal_flip(to_video(frames)), to_video(np.ascontiguousarray(frames[:, :, ::-1])))
+    assert torch.equal(
+        F.horizontal_flip(to_video(frames)), to_video(np.ascontiguousarray(frames[:, :, ::-1]))
+    )

@@ -305,8 +305,8 @@ def _read_csv_rows(path: Path, required: Sequence[str]) -> list[tuple[int, dict[
     missing = [name for name in required if name not in header]
     if missing:
         raise DataError(
-            f"{path} line 1: header lacks column(s) {', '.join(missing)}; the header must name "
-            f"{','.join(required)}"
+            f"{path} line 1: header lacks column(s) {', '.join(missing)}; "
+            f"the header must name {','.join(required)}"
         )
     reader.fieldnames = header
     rows = []
