@@ -156,3 +156,12 @@ def test_frame_folder_videos_in_a_dataset(tmp_path, barcode_frame_fn, clip_barco
         Image.fromarray(barcode_frame_fn(i)).save(folder / f"img_{i + 1:05d}.png")
     dataset = VideoDataset(Annotations([VideoRecord(folder, 0)], ["x"]), TSNSampler(5))
     assert clip_barcodes(dataset[0][0]) == [1, 3, 5, 7, 9]
+
+
+def test_get_with_an_explicit_generator(tmp_path, barcode_video, clip_barcodes):
+    path, _ = barcode_video("long.mp4", 200)
+    dataset = VideoDataset(Annotations([VideoRecord(path, 0)], ["only"]), TSNSampler(4, training=True))
+    first = clip_barcodes(dataset.get(0, rng=np.random.default_rng(5))[0])
+    assert clip_barcodes(dataset.get(0, rng=np.random.default_rng(5))[0]) == first
+    # The same draws through the sampler alone: the dataset adds nothing random to the frame choice.
+    assert first == TSNSampler(4, training=True).sample(200, np.random.default_rng(5))[0].tolist()

@@ -37,7 +37,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     check.add_argument(
         "annotations", type=Path, help="annotation file (list, CSV, Kinetics CSV, SSv2 JSON) or class folder"
     )
-    check.add_argument("--root", type=Path, default=None, help="video folder (default: the annotation file's)")
+    check.add_argument(
+        "--root", type=Path, default=None, help="video folder (default: the annotation file's)"
+    )
     check.add_argument(
         "--format",
         dest="fmt",
@@ -45,7 +47,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         choices=("auto", "list", "csv", "folder", "kinetics", "ssv2"),
         help="annotation format (auto-detected by default)",
     )
-    check.add_argument("--workers", type=_positive, default=None, metavar="N", help="processes (one per core)")
+    check.add_argument(
+        "--workers", type=_positive, default=None, metavar="N", help="processes (one per core)"
+    )
     check.set_defaults(func=run_check)
 
 
@@ -56,7 +60,8 @@ def run_make_demo(args: argparse.Namespace) -> int:
         args.dir, num_train=args.num_train, num_val=args.num_val, seed=args.seed, workers=args.workers
     )
     print(
-        f"wrote {made.num_train} training and {made.num_val} validation videos to {made.root} in {made.seconds:.1f} s"
+        f"wrote {made.num_train} training and {made.num_val} validation videos to {made.root} "
+        f"in {made.seconds:.1f} s"
     )
     print(f"  annotations: {made.train}, {made.val}")
     print(f"  class names: {made.class_names_file}")
