@@ -25,6 +25,7 @@ from vast.engine.checkpoint import load_checkpoint
 from vast.engine.config import RunConfig, config_from_dict
 from vast.engine.data import build_eval_dataset, eval_loader
 from vast.engine.distributed import DistInfo, resolve_device
+from vast.engine.train import as_model_input
 from vast.errors import ConfigError
 from vast.models import create_model
 
@@ -151,9 +152,9 @@ def view_averaged_probabilities(model: nn.Module, clips: torch.Tensor, multi_vie
     """Softmax probabilities averaged over views: ``clips`` is ``(B, V, C, T, H, W)`` in multi-view
     mode, else ``(B, C, T, H, W)``."""
     if not multi_view:
-        return model(clips).float().softmax(dim=-1)
+        return model(as_model_input(model, clips)).float().softmax(dim=-1)
     batch, views = clips.shape[:2]
-    probs = model(clips.flatten(0, 1)).float().softmax(dim=-1)
+    probs = model(as_model_input(model, clips.flatten(0, 1))).float().softmax(dim=-1)
     return probs.view(batch, views, -1).mean(dim=1)
 
 

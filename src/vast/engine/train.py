@@ -84,6 +84,16 @@ def unwrap(model: nn.Module) -> nn.Module:
     return getattr(model, "_orig_mod", model)
 
 
+def as_model_input(model: nn.Module, clips: torch.Tensor) -> torch.Tensor:
+    """Clips ``(B, C, T, H, W)`` as the model takes them: image models (AST) get ``(B, C, H, W)``
+    from one-frame clips (ImageNet images are read as one-frame videos)."""
+    if getattr(unwrap(model), "video", True):
+        return clips
+    if clips.shape[2] != 1:
+        raise ConfigError(f"an image model takes one frame per sample; set data.num_frames=1 (got {clips.shape[2]})")
+    return clips[:, :, 0]
+
+
 def accuracy_counts(logits: torch.Tensor, labels: torch.Tensor, k: int = 5) -> tuple[int, int]:
     """Numbers of top-1 and top-k hits."""
     k = min(k, logits.shape[-1])
@@ -294,8 +304,14 @@ class Trainer:
                 if self._reached_max_steps() and self.batches_done_in_epoch > 0:
                     break  # stopped mid-epoch (max_steps): last.pt holds the exact position
                 self._end_epoch(val_log)
-        finally:
             self.save("last.pt")
+        except KeyboardInterrupt:
+            # Back to the last optimiser step: gradients of a half-accumulated step are lost.
+            self.batches_done_in_epoch -= self.batches_done_in_epoch % cfg.optim.accum_steps
+            self.save("last.pt")
+            raise
+        finally:
+            # A NonFiniteLossError skips the save above: the last good last.pt stays on disk.
             for log in (train_log, val_log):
                 if log is not None:
                     log.close()
@@ -385,7 +401,7 @@ class Trainer:
         else:
             targets = labels
         with autocast_context(device, cfg.train.amp):
-            logits = self.model(clips)
+            logits = self.model(as_model_input(self.model, clips))
             loss = self.criterion(logits.float(), targets) / cfg.optim.accum_steps
         if not torch.isfinite(loss):
             raise NonFiniteLossError(
@@ -467,7 +483,7 @@ class Trainer:
             clips = batch.clips.to(self.dist.device)
             labels = batch.labels.to(self.dist.device)
             with autocast_context(self.dist.device, cfg.train.amp):
-                logits = model(clips).float()
+                logits = model(as_model_input(model, clips)).float()
             top1, top5 = accuracy_counts(logits, labels)
             loss = nn.functional.cross_entropy(logits, labels, reduction="sum")
             totals += torch.tensor([float(loss), top1, top5, len(labels)], dtype=torch.float64)

@@ -1,0 +1,112 @@
+"""The trainer: exact resume, accumulation, non-finite loss, logs and reports."""
+
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+import torch
+
+from vast.engine.checkpoint import load_checkpoint
+from vast.engine.config import load_config
+from vast.engine.train import NonFiniteLossError, Trainer, train
+
+
+def _config(overrides, tmp_path, name, *extra):
+    return load_config("demo", [*overrides, f"train.output_dir={tmp_path / name}", *extra])
+
+
+def _weights(path):
+    return load_checkpoint(path)["model"]
+
+
+def test_training_writes_checkpoints_logs_and_report(tiny_overrides, tmp_path):
+    result = train(_config(tiny_overrides, tmp_path, "run"), quiet=True)
+    run = tmp_path / "run"
+    for name in ("last.pt", "best.pt", "config.yaml", "train.csv", "val.csv", "report.md", "curves.png"):
+        assert (run / name).is_file(), name
+    assert any((run / "tb").iterdir())
+    assert result.epochs_done == 2 and result.steps_done == 8  # 16 videos / batch 4 = 4 steps per epoch
+    checkpoint = load_checkpoint(run / "last.pt")
+    for key in ("model", "optimizer", "scheduler", "rng", "epoch", "global_step", "config", "class_names"):
+        assert key in checkpoint
+    assert checkpoint["class_names"][:2] == ["move_left", "move_right"]
+    assert "single clip" in (run / "report.md").read_text()
+    header = (run / "train.csv").read_text().splitlines()[0]
+    assert header == "step,epoch,loss,lr,clips_per_s,data_time_s"
+
+
+@pytest.mark.parametrize("split_at", [2, 6])  # mid-epoch, and in the second epoch
+def test_resume_gives_identical_weights(tiny_overrides, tmp_path, split_at):
+    extra = ["model.options.drop_path_rate=0.1", "train.ema=true", "train.mixup=0.2", "optim.clip_grad=1.0"]
+    straight = _config(tiny_overrides, tmp_path, "straight", *extra)
+    train(straight, quiet=True)
+
+    first = _config(tiny_overrides, tmp_path, "split", *extra, f"train.max_steps={split_at}")
+    assert train(first, quiet=True).steps_done == split_at
+    second = _config(tiny_overrides, tmp_path, "split", *extra)
+    result = train(second, resume=tmp_path / "split" / "last.pt", quiet=True)
+    assert result.steps_done == 8
+
+    a, b = load_checkpoint(tmp_path / "straight" / "last.pt"), load_checkpoint(tmp_path / "split" / "last.pt")
+    for key in a["model"]:
+        assert torch.equal(a["model"][key], b["model"][key]), key
+    for key in a["ema"]:
+        assert torch.equal(a["ema"][key], b["ema"][key]), key
+
+
+def test_gradient_accumulation_equals_the_large_batch(tiny_overrides, tmp_path):
+    # SGD: its update is linear in the gradient (Adam's first step is not: it divides by |g|).
+    common = ["model.options.norm=layernorm", "train.max_steps=1", "train.epochs=1", "optim.name=sgd"]
+    big = _config(tiny_overrides, tmp_path, "big", *common, "train.batch_size=4")
+    small = _config(tiny_overrides, tmp_path, "small", *common, "train.batch_size=2", "optim.accum_steps=2")
+    train(big, quiet=True)
+    train(small, quiet=True)
+    a, b = _weights(tmp_path / "big" / "last.pt"), _weights(tmp_path / "small" / "last.pt")
+    for key in a:
+        torch.testing.assert_close(a[key], b[key], atol=1e-6, rtol=1e-5)
+
+
+def test_non_finite_loss_stops_with_a_clear_error_and_keeps_the_last_good_checkpoint(tiny_overrides, tmp_path):
+    train(_config(tiny_overrides, tmp_path, "run", "train.max_steps=2"), quiet=True)
+    last = tmp_path / "run" / "last.pt"
+    good = last.read_bytes()
+    trainer = Trainer(_config(tiny_overrides, tmp_path, "run"), resume=last, quiet=True)
+    real_forward = trainer.model.forward
+    trainer.model.forward = lambda x: real_forward(x) * float("nan")
+    with pytest.raises(NonFiniteLossError, match=r"loss became nan .*last good checkpoint is kept"):
+        trainer.fit()
+    assert last.read_bytes() == good
+
+
+@pytest.mark.slow
+def test_two_process_ddp_ends_with_identical_weights(tiny_overrides, tmp_path):
+    script = tmp_path / "ddp_worker.py"
+    script.write_text(
+        textwrap.dedent(
+            f"""
+            import os, sys, torch
+            from vast.engine.config import load_config
+            from vast.engine.train import Trainer, unwrap
+            overrides = {tiny_overrides!r} + ["train.output_dir={tmp_path / 'ddp'}", "train.threads=1"]
+            trainer = Trainer(load_config("demo", overrides), quiet=True)
+            result = trainer.fit()
+            rank = int(os.environ["RANK"])
+            torch.save(unwrap(trainer.model).state_dict(), "{tmp_path}/rank%d.pt" % rank)
+            print("videos", rank, trainer.history[-1]["videos"], result.steps_done)
+            """
+        )
+    )
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    torchrun = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29517"]
+    done = subprocess.run([*torchrun, str(script)], capture_output=True, text=True, env=env, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    a, b = torch.load(tmp_path / "rank0.pt"), torch.load(tmp_path / "rank1.pt")
+    for key in a:
+        assert torch.equal(a[key], b[key]), key
+    # Each rank trains on its half (2 steps of 4 per epoch) and validation counts all 8 videos once.
+    lines = sorted(line for line in done.stdout.splitlines() if line.startswith("videos"))
+    assert lines == ["videos 0 8 4", "videos 1 8 4"]
+    assert (tmp_path / "ddp" / "last.pt").is_file() and not list(Path(tmp_path / "ddp").glob("*.tmp"))
