@@ -70,7 +70,9 @@ def test_unknown_recipe_and_bad_yaml(tmp_path):
         load_config(bad)
     unknown = tmp_path / "unknown.yaml"
     unknown.write_text("train:\n  epocs: 3\n")
-    with pytest.raises(ConfigError, match=r"unknown config key 'train.epocs' in .*unknown.yaml; did you mean train.epochs"):
+    with pytest.raises(
+        ConfigError, match=r"unknown config key 'train.epocs' in .*unknown.yaml; did you mean train.epochs"
+    ):
         load_config(unknown)
 
 

@@ -90,7 +90,7 @@ def test_two_process_ddp_ends_with_identical_weights(tiny_overrides, tmp_path):
             import os, sys, torch
             from vast.engine.config import load_config
             from vast.engine.train import Trainer, unwrap
-            overrides = {tiny_overrides!r} + ["train.output_dir={tmp_path / 'ddp'}", "train.threads=1"]
+            overrides = {tiny_overrides!r} + ["train.output_dir={tmp_path / "ddp"}", "train.threads=1"]
             trainer = Trainer(load_config("demo", overrides), quiet=True)
             result = trainer.fit()
             rank = int(os.environ["RANK"])
