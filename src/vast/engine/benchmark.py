@@ -1,0 +1,965 @@
+"""Side-by-side speed and memory of video models: the measuring code behind ``vast bench``.
+
+Every figure of one report comes from one process, with the same input, dtype and thread settings:
+
+* **GMACs**: :func:`vast.count_flops` (``torch.utils.flop_counter``, multiply-adds) for VAST and the
+  torchvision peers alike, counted once per input on the ``meta`` device.
+* **latency**: batch 1, the median of timed forward passes after untimed warm-up passes.
+* **throughput**: clips per second at a larger batch, timed the same way.
+* **achieved GMAC/s** = GMACs / latency, and its share of the machine's matmul rate, a square
+  ``torch.mm`` of the same dtype timed in the same run (the practical peak of the machine).
+* **peak memory** of inference and of one training step (forward, backward, optimiser step), see
+  :func:`peak_memory`.
+
+The machines this runs on are often shared, so timed passes are *interleaved*: one pass of every model
+(and of the matmul) per round, rounds repeated, medians taken. A slow phase of the machine then slows
+every model alike instead of one of them, and ratios between rows stay meaningful.
+"""
+
+from __future__ import annotations
+
+import ast
+import contextlib
+import csv
+import dataclasses
+import difflib
+import gc
+import json
+import logging
+import platform
+import re
+import statistics
+import time
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from tqdm import tqdm
+
+from vast.errors import ConfigError, InputShapeError, UnknownModelError
+from vast.models import count_flops, create_model, list_models
+
+_logger = logging.getLogger(__name__)
+
+PEERS = ("swin3d_t", "mvit_v2_s", "r2plus1d_18", "s3d")
+COMMON_INPUT = (1, 3, 8, 224, 224)
+DEFAULT_MODELS = ("vast_tiny", "vast_tiny:t_patch=2")
+DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16}
+SCALING_FRAMES = (4, 8, 16, 32)
+SCALING_SIZES = (112, 160, 224, 320)
+RESULT_COLUMNS = (
+    "model",
+    "input",
+    "params_m",
+    "gmacs",
+    "latency_ms",
+    "latency_min_ms",
+    "latency_max_ms",
+    "repeats",
+    "gmacs_per_s",
+    "pct_matmul_peak",
+    "throughput_batch",
+    "throughput_clips_s",
+    "infer_peak_mb",
+    "train_peak_mb",
+    "train_mb_per_gmac",
+    "compile_s",
+)
+SCALING_COLUMNS = (
+    "model",
+    "axis",
+    "frames",
+    "size",
+    "tokens",
+    "gmacs",
+    "latency_ms",
+    "time_ratio",
+    "token_ratio",
+    "growth",
+    "infer_peak_mb",
+    "memory_ratio",
+)
+_MB = 2**20
+
+
+# --------------------------------------------------------------------------------------------------
+# What to measure
+# --------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """One row of a benchmark: a model (with options) at one input.
+
+    ``name`` is a VAST model (``vast_tiny``) or a torchvision video model (``swin3d_t``); ``options`` are
+    VAST constructor options (``t_patch=2``); ``input_shape`` is one clip, ``(1, 3, T, H, W)``; ``note``
+    says where the input comes from (``common``, ``weights``).
+    """
+
+    name: str
+    input_shape: tuple[int, ...]
+    options: tuple[tuple[str, Any], ...] = ()
+    note: str = ""
+
+    @property
+    def is_vast(self) -> bool:
+        return self.name in list_models()
+
+    @property
+    def model_label(self) -> str:
+        if not self.options:
+            return self.name
+        return self.name + ":" + ",".join(f"{k}={v}" for k, v in self.options)
+
+    @property
+    def input_label(self) -> str:
+        return "x".join(str(d) for d in self.input_shape[2:])
+
+    @property
+    def key(self) -> str:
+        return f"{self.model_label} @ {self.input_label}"
+
+
+@dataclass
+class BenchSettings:
+    """How to measure. ``threads=None`` keeps torch's current setting."""
+
+    device: str = "cpu"
+    dtype: str = "fp32"
+    threads: int | None = None
+    compile: bool = False
+    channels_last: bool = False
+    warmup: int = 2
+    repeats: int = 5
+    row_budget_s: float = 8.0  # heavy rows get fewer repeats (never fewer than 3)
+    throughput_batch: int = 4
+    throughput_gmacs_budget: float = 160.0  # a row of more GMACs per clip is timed at a batch of 2
+    throughput_repeats: int = 3
+    memory: bool = True
+    train_memory: bool = True
+    matmul_size: int = 4096
+    progress: bool = True
+
+
+@dataclass
+class BenchResult:
+    """The measured figures of one :class:`ModelSpec` (memory in MiB, ``None`` where not measured)."""
+
+    model: str
+    input: str
+    params_m: float
+    gmacs: float
+    latency_ms: float
+    latency_min_ms: float
+    latency_max_ms: float
+    repeats: int
+    gmacs_per_s: float
+    pct_matmul_peak: float
+    throughput_batch: int | None = None
+    throughput_clips_s: float | None = None
+    infer_peak_mb: float | None = None
+    train_peak_mb: float | None = None
+    train_mb_per_gmac: float | None = None
+    compile_s: float | None = None
+
+    def row(self) -> dict[str, Any]:
+        return {c: getattr(self, c) for c in RESULT_COLUMNS}
+
+
+@dataclass
+class BenchReport:
+    """Results of one run with the machine, settings and the matmul rate they are relative to."""
+
+    results: list[BenchResult]
+    matmul_gmacs_per_s: float
+    settings: dict[str, Any]
+    machine: dict[str, Any]
+    scaling: list[dict[str, Any]] = field(default_factory=list)
+
+    def to_json(self) -> dict[str, Any]:
+        return dict(
+            machine=self.machine,
+            settings=self.settings,
+            matmul_gmacs_per_s=self.matmul_gmacs_per_s,
+            results=[r.row() for r in self.results],
+            scaling=self.scaling,
+        )
+
+
+# --------------------------------------------------------------------------------------------------
+# Names, inputs, devices
+# --------------------------------------------------------------------------------------------------
+
+
+def peer_names() -> list[str]:
+    """The torchvision video models that can be benchmarked by name."""
+    import torchvision
+
+    return sorted(torchvision.models.list_models(module=torchvision.models.video))
+
+
+def parse_model_arg(text: str) -> tuple[str, tuple[tuple[str, Any], ...]]:
+    """``"vast_tiny:t_patch=2,norm=layernorm"`` -> ``("vast_tiny", (("t_patch", 2), ("norm", "layernorm")))``.
+
+    Raises :class:`UnknownModelError` for a name that is neither a VAST nor a torchvision video model.
+    """
+    name, _, rest = text.partition(":")
+    known = list_models() + peer_names()
+    if name not in known:
+        close = difflib.get_close_matches(name, known, n=4, cutoff=0.5)
+        hint = f"did you mean {', '.join(close)}?" if close else f"known: {', '.join(known)}"
+        raise UnknownModelError(f"unknown model {name!r}; {hint}")
+    options = []
+    for item in filter(None, rest.split(",")):
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise ConfigError(f"model options are KEY=VALUE, got {item!r} in {text!r}; e.g. vast_tiny:t_patch=2")
+        if name not in list_models():
+            raise ConfigError(f"options ({item!r}) apply to VAST models only, not to {name}")
+        try:
+            options.append((key, ast.literal_eval(value)))
+        except (ValueError, SyntaxError):
+            options.append((key, value))
+    return name, tuple(options)
+
+
+def weights_input(name: str) -> tuple[int, ...]:
+    """The clip a torchvision video model's default weights were evaluated with, ``(1, 3, T, S, S)``.
+
+    The crop size comes from the weights' eval transforms and the clip length from their documented
+    ``clip_len`` (falling back to ``min_temporal_size``); nothing is downloaded.
+    """
+    import torchvision
+
+    weights = torchvision.models.get_model_weights(name).DEFAULT
+    crop = weights.transforms().crop_size
+    match = re.search(r"clip_len=(\d+)", weights.meta.get("_docs", ""))
+    frames = int(match.group(1)) if match else int(weights.meta.get("min_temporal_size", COMMON_INPUT[2]))
+    return (1, 3, frames, int(crop[0]), int(crop[-1]))
+
+
+def _accepts(name: str, shape: tuple[int, ...]) -> bool:
+    """Whether the torchvision model ``name`` runs on ``shape`` (tried on the meta device)."""
+    try:
+        with torch.device("meta"):
+            model = _build(ModelSpec(name, shape)).eval()
+            with torch.no_grad():
+                model(torch.empty(shape))
+    except (RuntimeError, ValueError, AssertionError):
+        return False
+    return True
+
+
+def common_input(name: str, shape: tuple[int, ...] = COMMON_INPUT) -> tuple[int, ...]:
+    """``shape``, or for a model that cannot take it the same clip with 2x, 4x ... the frames
+    (``mvit_v2_s`` needs 16 frames, ``s3d`` at least 14)."""
+    for factor in (1, 2, 4, 8):
+        candidate = (*shape[:2], shape[2] * factor, *shape[3:])
+        if _accepts(name, candidate):
+            return candidate
+    raise InputShapeError(f"{name} accepts none of the clips {shape} with 1x to 8x the frames")
+
+
+def default_specs(
+    models: Sequence[str] = (), peers: bool = False, shape: tuple[int, ...] = COMMON_INPUT, quick: bool = False
+) -> list[ModelSpec]:
+    """The rows of ``vast bench``: ``models`` (default :data:`DEFAULT_MODELS`) at ``shape`` and, with
+    ``peers``, every peer at ``shape`` (or the nearest clip it accepts) and at its weights' input
+    (unless ``quick``)."""
+    specs = []
+    for text in models or DEFAULT_MODELS:
+        name, options = parse_model_arg(text)
+        note = "common" if name in list_models() else "given"
+        specs.append(ModelSpec(name, shape, options, note))
+    if peers:
+        for name in PEERS:
+            common = common_input(name, shape)
+            specs.append(ModelSpec(name, common, (), "common" if common == shape else "nearest accepted"))
+            native = weights_input(name)
+            if not quick and native != common:
+                specs.append(ModelSpec(name, native, (), "weights"))
+    return specs
+
+
+def resolve_device(name: str) -> torch.device:
+    """``cpu`` or ``cuda[:N]``; anything else, or CUDA on a machine without it, is a :class:`ConfigError`."""
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        raise ConfigError(f"unknown device {name!r}; use cpu or cuda (cuda:N)") from None
+    if device.type not in ("cpu", "cuda"):
+        raise ConfigError(f"device {name!r} is not supported by the benchmark; use cpu or cuda (cuda:N)")
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ConfigError("--device cuda, but no CUDA GPU is visible on this machine; use --device cpu")
+    return device
+
+
+def resolve_dtype(name: str) -> torch.dtype:
+    if name not in DTYPES:
+        raise ConfigError(f"unknown dtype {name!r}; choose one of {', '.join(DTYPES)}")
+    return DTYPES[name]
+
+
+def machine_info(device: torch.device) -> dict[str, Any]:
+    """CPU / GPU model, core count, library versions: the context every table must state."""
+    import os
+
+    import torchvision
+
+    cpu = platform.processor() or platform.machine()
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    info: dict[str, Any] = dict(
+        cpu=cpu,
+        cpu_count=os.cpu_count(),
+        torch=torch.__version__,
+        torchvision=torchvision.__version__,
+        python=platform.python_version(),
+        platform=platform.platform(),
+    )
+    if device.type == "cuda":
+        props = torch.cuda.get_device_properties(device)
+        info.update(gpu=props.name, gpu_memory_gb=round(props.total_memory / 2**30, 1), cuda=torch.version.cuda)
+    return info
+
+
+# --------------------------------------------------------------------------------------------------
+# Building and timing
+# --------------------------------------------------------------------------------------------------
+
+
+def _build(spec: ModelSpec) -> nn.Module:
+    if spec.is_vast:
+        return create_model(spec.name, num_classes=400, **dict(spec.options))
+    import torchvision
+
+    return torchvision.models.get_model(spec.name, weights=None, num_classes=400)
+
+
+def build_model(
+    spec: ModelSpec, device: torch.device, dtype: torch.dtype = torch.float32, channels_last: bool = False
+) -> nn.Module:
+    """The model of ``spec`` in eval mode on ``device`` / ``dtype``; ``channels_last`` stores its 5-D
+    (Conv3d) weights channels-last (NDHWC)."""
+    model = _build(spec).to(device=device, dtype=dtype).eval()
+    return model.to(memory_format=torch.channels_last_3d) if channels_last else model
+
+
+def make_input(
+    spec: ModelSpec, device: torch.device, dtype: torch.dtype = torch.float32, batch: int = 1,
+    channels_last: bool = False,
+) -> torch.Tensor:  # fmt: skip
+    """A seeded random input of ``batch`` clips of ``spec``'s shape (channels-last if asked)."""
+    x = torch.randn((batch, *spec.input_shape[1:]), generator=torch.Generator().manual_seed(0))
+    x = x.to(device=device, dtype=dtype)
+    return x.contiguous(memory_format=torch.channels_last_3d) if channels_last else x
+
+
+def compile_model(model: nn.Module) -> Callable[[torch.Tensor], torch.Tensor]:
+    """``torch.compile`` for inference: inductor with weight freezing (constant weights let it pre-pack
+    them for oneDNN and fuse the bias and activation into the matmul)."""
+    return torch.compile(model, options={"freezing": True})
+
+
+def _sync(device: torch.device) -> Callable[[], None]:
+    if device.type == "cuda":
+        return lambda: torch.cuda.synchronize(device)
+    return lambda: None
+
+
+def _inference(fn: Callable[[torch.Tensor], Any], x: torch.Tensor) -> Callable[[], Any]:
+    def run() -> Any:
+        with torch.inference_mode():
+            return fn(x)
+
+    return run
+
+
+def interleaved_times(
+    runners: dict[str, Callable[[], Any]],
+    counts: dict[str, int],
+    sync: Callable[[], None] = lambda: None,
+    on_pass: Callable[[str], None] | None = None,
+) -> dict[str, list[float]]:
+    """Seconds of ``counts[key]`` timed calls of each runner, interleaved round robin (A B C A B C ...)
+    so that a slow phase of a shared machine affects every runner alike."""
+    times: dict[str, list[float]] = {key: [] for key in runners}
+    while any(len(times[k]) < counts[k] for k in runners):
+        for key, fn in runners.items():
+            if len(times[key]) >= counts[key]:
+                continue
+            sync()
+            start = time.perf_counter()
+            fn()
+            sync()
+            times[key].append(time.perf_counter() - start)
+            if on_pass is not None:
+                on_pass(key)
+    return times
+
+
+def matmul_runner(device: torch.device, dtype: torch.dtype, size: int) -> tuple[Callable[[], Any], float]:
+    """A square ``size`` matmul into a preallocated output and its multiply-adds (in G)."""
+    gen = torch.Generator().manual_seed(0)
+    a = torch.randn(size, size, generator=gen).to(device=device, dtype=dtype)
+    b = torch.randn(size, size, generator=gen).to(device=device, dtype=dtype)
+    out = torch.empty(size, size, device=device, dtype=dtype)
+    return (lambda: torch.mm(a, b, out=out)), size**3 / 1e9
+
+
+# --------------------------------------------------------------------------------------------------
+# Memory
+# --------------------------------------------------------------------------------------------------
+
+
+def tensor_bytes(tensors: Iterable[torch.Tensor]) -> int:
+    """Bytes of the distinct storages behind ``tensors`` (views of one storage count once)."""
+    seen: dict[int, int] = {}
+    for t in tensors:
+        if t is None or t.device.type == "meta":
+            continue
+        storage = t.untyped_storage()
+        seen[storage.data_ptr()] = storage.nbytes()
+    return sum(seen.values())
+
+
+def peak_memory(fn: Callable[[], Any], device: torch.device, resident: int) -> int:
+    """Peak bytes held by tensors while ``fn()`` runs: ``resident`` (what was allocated before, e.g. the
+    weights, the optimiser state and the input) plus the highest the allocator's live total rises.
+
+    CUDA: ``torch.cuda.max_memory_allocated`` after a reset of the peak (``resident`` is then read from
+    the allocator instead). CPU: PyTorch keeps no allocator statistics there, so the profiler records
+    every allocation and free of the CPU allocator (``profile_memory=True``, sizes in bytes) and the
+    peak of their running sum is taken. This is the tensor memory, the same quantity on both devices;
+    not the process RSS, which also holds the interpreter, the libraries and whatever glibc keeps cached,
+    and whose peak (``ru_maxrss``) never goes down, so it cannot tell models in one process apart.
+    """
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+        torch.cuda.reset_peak_memory_stats(device)
+        fn()
+        torch.cuda.synchronize(device)
+        return torch.cuda.max_memory_allocated(device)
+    from torch.autograd import DeviceType
+    from torch.profiler import ProfilerActivity, profile
+
+    with _native_stderr_silenced(), profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
+        fn()
+    events = [
+        e for e in prof.profiler.kineto_results.events() if e.name() == "[memory]" and e.device_type() == DeviceType.CPU
+    ]
+    running = peak = 0
+    for event in sorted(events, key=lambda e: e.start_ns()):
+        running += event.nbytes()
+        peak = max(peak, running)
+    return resident + peak
+
+
+@contextlib.contextmanager
+def _native_stderr_silenced() -> Iterator[None]:
+    """Hide what the profiler's C++ side writes straight to file descriptor 2 (start/stop notes, and a
+    CUDA-device error on CUDA builds without a GPU); Python's own errors still propagate as exceptions."""
+    import os
+    import sys
+
+    try:
+        sys.stderr.flush()
+        saved = os.dup(2)
+    except (OSError, ValueError):  # no real descriptor 2 (embedded interpreters)
+        yield
+        return
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, 2)
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(devnull)
+
+
+def inference_peak(model: nn.Module, x: torch.Tensor, fn: Callable[[torch.Tensor], Any] | None = None) -> int:
+    """Peak tensor bytes of one inference pass of ``fn`` (default ``model``), weights and input included."""
+    resident = tensor_bytes([*model.parameters(), *model.buffers(), x])
+    return peak_memory(_inference(fn or model, x), x.device, resident)
+
+
+def training_peak(spec: ModelSpec, device: torch.device, dtype: torch.dtype, channels_last: bool = False) -> int:
+    """Peak tensor bytes of one training step (forward, backward, AdamW step) on one clip, eager.
+
+    Weights stay fp32; ``bf16`` trains under autocast, as mixed precision is used in practice. The first
+    step (which creates the optimiser state) is not measured; the second is, with the gradients freed
+    in between (``zero_grad(set_to_none=True)``), so the gradients count as part of the step.
+    """
+    model = build_model(spec, device, torch.float32, channels_last).train()
+    x = make_input(spec, device, torch.float32, channels_last=channels_last)
+    target = torch.zeros(x.shape[0], dtype=torch.long, device=device)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4)
+    autocast = torch.autocast(device.type, dtype=dtype) if dtype != torch.float32 else contextlib.nullcontext()
+
+    def step() -> None:
+        with autocast:
+            loss = F.cross_entropy(model(x).float(), target)
+        loss.backward()
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+
+    step()
+    state = [t for s in optimizer.state.values() for t in s.values() if isinstance(t, torch.Tensor)]
+    resident = tensor_bytes([*model.parameters(), *model.buffers(), *state, x])
+    return peak_memory(step, device, resident)
+
+
+def _release(device: torch.device) -> None:
+    gc.collect()
+    if device.type == "cuda":
+        torch.cuda.empty_cache()
+
+
+# --------------------------------------------------------------------------------------------------
+# The benchmark
+# --------------------------------------------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def _threads(threads: int | None) -> Iterator[None]:
+    before = torch.get_num_threads()
+    if threads is not None:
+        if threads < 1:
+            raise ConfigError(f"--threads must be at least 1, got {threads}")
+        torch.set_num_threads(threads)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+def _repeat_counts(first: dict[str, float], settings: BenchSettings) -> dict[str, int]:
+    """Repeats per row: ``settings.repeats``, fewer for rows so slow that they would exceed
+    ``row_budget_s`` (at least 3, so a median exists)."""
+    return {
+        key: max(min(3, settings.repeats), min(settings.repeats, int(settings.row_budget_s / max(sec, 1e-9))))
+        for key, sec in first.items()
+    }
+
+
+class _Runners:
+    """The models of a run (one per model and options, shared by its inputs), compiled once if asked."""
+
+    def __init__(self, settings: BenchSettings, device: torch.device, dtype: torch.dtype) -> None:
+        self.settings, self.device, self.dtype = settings, device, dtype
+        self.models: dict[str, nn.Module] = {}
+        self.callables: dict[str, Callable[[torch.Tensor], Any]] = {}
+
+    def model(self, spec: ModelSpec) -> nn.Module:
+        if spec.model_label not in self.models:
+            model = build_model(spec, self.device, self.dtype, self.settings.channels_last)
+            self.models[spec.model_label] = model
+            self.callables[spec.model_label] = compile_model(model) if self.settings.compile else model
+        return self.models[spec.model_label]
+
+    def runner(self, spec: ModelSpec, batch: int = 1) -> Callable[[], Any]:
+        self.model(spec)
+        x = make_input(spec, self.device, self.dtype, batch, self.settings.channels_last)
+        return _inference(self.callables[spec.model_label], x)
+
+
+def _warm_and_time(
+    runners: dict[str, Callable[[], Any]],
+    settings: BenchSettings,
+    sync: Callable[[], None],
+    bar: tqdm,
+) -> tuple[dict[str, list[float]], dict[str, float]]:
+    """Warm-up rounds (the first also compiles), then the timed rounds; returns the times and the
+    seconds of each runner's first call."""
+
+    def advance(key: str) -> None:
+        bar.set_postfix_str(key, refresh=False)
+        bar.update()
+
+    first_call = {k: v[0] for k, v in interleaved_times(runners, dict.fromkeys(runners, 1), sync, advance).items()}
+    last = first_call
+    for _ in range(settings.warmup - 1):
+        last = {k: v[0] for k, v in interleaved_times(runners, dict.fromkeys(runners, 1), sync, advance).items()}
+    counts = _repeat_counts(last, settings)
+    bar.total = bar.n + sum(counts.values()) + (bar.total - bar.n - len(runners) * settings.repeats)
+    return interleaved_times(runners, counts, sync, advance), first_call
+
+
+def run_benchmark(specs: Sequence[ModelSpec], settings: BenchSettings) -> BenchReport:
+    """Measure every spec (see the module docstring) and return the report."""
+    device, dtype = resolve_device(settings.device), resolve_dtype(settings.dtype)
+    if not specs:
+        raise ConfigError("nothing to benchmark: give at least one model")
+    with _threads(settings.threads):
+        sync = _sync(device)
+        flops = {spec.key: count_flops(_meta_model(spec), spec.input_shape) for spec in specs}
+        bar = tqdm(total=_total_passes(specs, settings), desc="bench", unit="pass", disable=not settings.progress)
+        pool = _Runners(settings, device, dtype)
+        runners = {spec.key: pool.runner(spec) for spec in specs}
+        runners["matmul"], matmul_gmacs = matmul_runner(device, dtype, settings.matmul_size)
+        times, first_call = _warm_and_time(runners, settings, sync, bar)
+        matmul_rate = matmul_gmacs / statistics.median(times.pop("matmul"))
+        throughput = _throughput(specs, settings, pool, flops, sync, bar)
+        results = [
+            _result(spec, flops[spec.key], times[spec.key], matmul_rate, throughput.get(spec.key)) for spec in specs
+        ]
+        if settings.compile:
+            for spec, result in zip(specs, results):
+                result.compile_s = first_call[spec.key]
+        del runners, pool
+        _release(device)
+        if settings.memory:
+            _measure_memory(specs, results, settings, device, dtype, bar)
+        bar.close()
+    return BenchReport(
+        results=results,
+        matmul_gmacs_per_s=matmul_rate,
+        settings=dict(dataclasses.asdict(settings), matmul_gmacs=matmul_gmacs),
+        machine=machine_info(device),
+    )
+
+
+def _result(
+    spec: ModelSpec,
+    flops: tuple[float, int],
+    times: list[float],
+    matmul_rate: float,
+    throughput: tuple[int, float] | None,
+) -> BenchResult:
+    gmacs, params = flops
+    latency = statistics.median(times)
+    rate = gmacs / latency
+    batch, clips = throughput if throughput is not None else (None, None)
+    return BenchResult(
+        model=spec.model_label,
+        input=spec.input_label,
+        params_m=params / 1e6,
+        gmacs=gmacs,
+        latency_ms=latency * 1e3,
+        latency_min_ms=min(times) * 1e3,
+        latency_max_ms=max(times) * 1e3,
+        repeats=len(times),
+        gmacs_per_s=rate,
+        pct_matmul_peak=100.0 * rate / matmul_rate,
+        throughput_batch=batch,
+        throughput_clips_s=clips,
+    )
+
+
+def _meta_model(spec: ModelSpec) -> nn.Module:
+    with torch.device("meta"):
+        return _build(spec)
+
+
+def _throughput_batch(gmacs: float, settings: BenchSettings) -> int:
+    if gmacs * settings.throughput_batch <= settings.throughput_gmacs_budget:
+        return settings.throughput_batch
+    return min(settings.throughput_batch, 2)
+
+
+def _throughput(
+    specs: Sequence[ModelSpec],
+    settings: BenchSettings,
+    pool: _Runners,
+    flops: dict[str, tuple[float, int]],
+    sync: Callable[[], None],
+    bar: tqdm,
+) -> dict[str, tuple[int, float]]:
+    """Clips per second at the throughput batch, interleaved like the latency (eager or compiled as set)."""
+    if settings.throughput_batch <= 1 or settings.throughput_repeats < 1:
+        return {}
+    batches = {spec.key: _throughput_batch(flops[spec.key][0], settings) for spec in specs}
+    runners = {spec.key: pool.runner(spec, batches[spec.key]) for spec in specs}
+
+    def advance(key: str) -> None:
+        bar.set_postfix_str(f"batch {batches[key]} {key}", refresh=False)
+        bar.update()
+
+    interleaved_times(runners, dict.fromkeys(runners, 1), sync, advance)  # warm-up (and compile)
+    times = interleaved_times(runners, dict.fromkeys(runners, settings.throughput_repeats), sync, advance)
+    return {key: (batches[key], batches[key] / statistics.median(t)) for key, t in times.items()}
+
+
+def _measure_memory(
+    specs: Sequence[ModelSpec],
+    results: list[BenchResult],
+    settings: BenchSettings,
+    device: torch.device,
+    dtype: torch.dtype,
+    bar: tqdm,
+) -> None:
+    """Inference and training peaks, one model at a time, eager (what a user's training loop runs)."""
+    for spec, result in zip(specs, results):
+        bar.set_postfix_str(f"memory {spec.key}", refresh=False)
+        model = build_model(spec, device, dtype, settings.channels_last)
+        x = make_input(spec, device, dtype, channels_last=settings.channels_last)
+        _inference(model, x)()  # the first pass may allocate one-time workspaces
+        result.infer_peak_mb = inference_peak(model, x) / _MB
+        del model, x
+        _release(device)
+        bar.update()
+        if settings.train_memory:
+            result.train_peak_mb = training_peak(spec, device, dtype, settings.channels_last) / _MB
+            result.train_mb_per_gmac = result.train_peak_mb / result.gmacs
+            bar.update()
+
+
+def _total_passes(specs: Sequence[ModelSpec], settings: BenchSettings) -> int:
+    passes = (len(specs) + 1) * (max(settings.warmup, 1) + settings.repeats)
+    if settings.throughput_batch > 1:
+        passes += len(specs) * (1 + settings.throughput_repeats)
+    if settings.memory:
+        passes += len(specs) * (2 if settings.train_memory else 1)
+    return passes
+
+
+# --------------------------------------------------------------------------------------------------
+# Scaling with frames and resolution
+# --------------------------------------------------------------------------------------------------
+
+
+def tokens_of(spec: ModelSpec) -> int:
+    """Input voxels (T * H * W): proportional to every model's token count at a fixed patch size."""
+    _, _, frames, height, width = spec.input_shape
+    return frames * height * width
+
+
+def scaling_specs(
+    models: Sequence[str] = ("vast_tiny",),
+    frames: Sequence[int] = SCALING_FRAMES,
+    sizes: Sequence[int] = SCALING_SIZES,
+    base: tuple[int, ...] = COMMON_INPUT,
+) -> list[tuple[str, ModelSpec]]:
+    """``(axis, spec)`` pairs: each model over ``frames`` at the base size, then over ``sizes`` at the base
+    frame count."""
+    out = []
+    for text in models:
+        name, options = parse_model_arg(text)
+        for t in frames:
+            out.append(("frames", ModelSpec(name, (*base[:2], t, base[3], base[4]), options, "scaling")))
+        for s in sizes:
+            out.append(("size", ModelSpec(name, (*base[:3], s, s), options, "scaling")))
+    return out
+
+
+def run_scaling(points: Sequence[tuple[str, ModelSpec]], settings: BenchSettings) -> list[dict[str, Any]]:
+    """Latency and inference peak memory along each sweep, with the growth from one point to the next:
+    ``growth = time_ratio / token_ratio`` is 1 for a cost exactly linear in the number of tokens."""
+    device, dtype = resolve_device(settings.device), resolve_dtype(settings.dtype)
+    rows: list[dict[str, Any]] = []
+    with _threads(settings.threads):
+        sync = _sync(device)
+        total = len(points) * (max(settings.warmup, 1) + settings.repeats + int(settings.memory))
+        bar = tqdm(total=total, desc="scaling", unit="pass", disable=not settings.progress)
+        pool = _Runners(settings, device, dtype)
+        keys = [f"{axis} {spec.key}" for axis, spec in points]
+        runners = {key: pool.runner(spec) for key, (_, spec) in zip(keys, points)}
+        times, _ = _warm_and_time(runners, settings, sync, bar)
+        del runners
+        previous: dict[tuple[str, str], dict[str, Any]] = {}
+        for key, (axis, spec) in zip(keys, points):
+            gmacs, _ = count_flops(_meta_model(spec), spec.input_shape)
+            row: dict[str, Any] = dict.fromkeys(SCALING_COLUMNS)
+            row.update(
+                model=spec.model_label,
+                axis=axis,
+                frames=spec.input_shape[2],
+                size=spec.input_shape[3],
+                tokens=tokens_of(spec),
+                gmacs=gmacs,
+                latency_ms=statistics.median(times[key]) * 1e3,
+            )
+            if settings.memory:
+                bar.set_postfix_str(f"memory {key}", refresh=False)
+                x = make_input(spec, device, dtype, channels_last=settings.channels_last)
+                row["infer_peak_mb"] = inference_peak(pool.model(spec), x) / _MB
+                bar.update()
+            before = previous.get((spec.model_label, axis))
+            if before is not None:
+                row["time_ratio"] = row["latency_ms"] / before["latency_ms"]
+                row["token_ratio"] = row["tokens"] / before["tokens"]
+                row["growth"] = row["time_ratio"] / row["token_ratio"]
+                if row["infer_peak_mb"] is not None:
+                    row["memory_ratio"] = row["infer_peak_mb"] / before["infer_peak_mb"]
+            previous[(spec.model_label, axis)] = row
+            rows.append(row)
+        bar.close()
+    return rows
+
+
+# --------------------------------------------------------------------------------------------------
+# Tables and files
+# --------------------------------------------------------------------------------------------------
+
+
+def _fmt(value: Any, digits: int = 1) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        return f"{value:.{digits}f}"
+    return str(value)
+
+
+def format_results(report: BenchReport, markdown: bool = False) -> str:
+    """The result table (one row per model and input), plus the matmul reference row."""
+    header = (
+        "model",
+        "input TxHxW",
+        "params M",
+        "GMACs",
+        "latency ms",
+        "GMAC/s",
+        "% matmul",
+        "clips/s (batch)",
+        "infer MiB",
+        "train MiB",
+        "train MiB/GMAC",
+    )
+    lines = []
+    for r in report.results:
+        tput = "-" if r.throughput_clips_s is None else f"{r.throughput_clips_s:.2f} ({r.throughput_batch})"
+        lines.append(
+            (
+                r.model,
+                r.input,
+                _fmt(r.params_m),
+                _fmt(r.gmacs, 2),
+                _fmt(r.latency_ms, 0),
+                _fmt(r.gmacs_per_s),
+                _fmt(r.pct_matmul_peak, 0),
+                tput,
+                _fmt(r.infer_peak_mb, 0),
+                _fmt(r.train_peak_mb, 0),
+                _fmt(r.train_mb_per_gmac),
+            )
+        )
+    size = report.settings.get("matmul_size")
+    lines.append(
+        (f"matmul {size}^3", "-", "-", _fmt(report.settings.get("matmul_gmacs")), "-",
+         _fmt(report.matmul_gmacs_per_s), "100", "-", "-", "-", "-")
+    )  # fmt: skip
+    return _table(header, lines, markdown)
+
+
+def format_scaling(rows: Sequence[dict[str, Any]], markdown: bool = False) -> str:
+    header = ("model", "axis", "T", "HxW", "GMACs", "latency ms", "x time", "x tokens", "growth", "infer MiB", "x mem")
+    lines = [
+        (
+            r["model"],
+            r["axis"],
+            str(r["frames"]),
+            f"{r['size']}",
+            _fmt(r["gmacs"], 2),
+            _fmt(r["latency_ms"], 0),
+            _fmt(r["time_ratio"], 2),
+            _fmt(r["token_ratio"], 2),
+            _fmt(r["growth"], 2),
+            _fmt(r["infer_peak_mb"], 0),
+            _fmt(r["memory_ratio"], 2),
+        )
+        for r in rows
+    ]
+    return _table(header, lines, markdown)
+
+
+def _table(header: Sequence[str], lines: Sequence[Sequence[str]], markdown: bool) -> str:
+    if markdown:
+        out = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
+        return "\n".join(out + ["| " + " | ".join(line) + " |" for line in lines])
+    widths = [max(len(h), *(len(line[i]) for line in lines)) for i, h in enumerate(header)]
+    fmt = "  ".join(f"{{:{'<' if i == 0 else '>'}{w}}}" for i, w in enumerate(widths))
+    rule = fmt.format(*("-" * w for w in widths))
+    return "\n".join([fmt.format(*header), rule] + [fmt.format(*line) for line in lines])
+
+
+def write_report(report: BenchReport, out_dir: str | Path, stem: str = "bench") -> list[Path]:
+    """``<stem>.json`` (everything), ``<stem>.csv`` (one row per model) and ``<stem>.png`` (latency
+    against GMACs), plus ``scaling.csv`` / ``scaling.png`` when the report has a scaling sweep."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    paths = [out / f"{stem}.json"]
+    paths[0].write_text(json.dumps(report.to_json(), indent=2, default=str) + "\n")
+    if report.results:
+        paths.append(_write_csv(out / f"{stem}.csv", RESULT_COLUMNS, [r.row() for r in report.results]))
+        paths.append(plot_latency_vs_gmacs(report, out / f"{stem}.png"))
+    if report.scaling:
+        paths.append(_write_csv(out / "scaling.csv", SCALING_COLUMNS, report.scaling))
+        paths.append(plot_scaling(report.scaling, out / "scaling.png"))
+    return paths
+
+
+def _write_csv(path: Path, columns: Sequence[str], rows: Sequence[dict[str, Any]]) -> Path:
+    with path.open("w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(columns))
+        writer.writeheader()
+        for row in rows:
+            writer.writerow({c: row.get(c) for c in columns})
+    return path
+
+
+def plot_latency_vs_gmacs(report: BenchReport, path: str | Path) -> Path:
+    """One point per model and input; the dashed line is the latency the machine's matmul rate
+    would give (``GMACs / matmul GMAC/s``), a floor for dense models."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 5))
+    for r in report.results:
+        colour = "tab:red" if r.model.startswith(("vast_", "ast_")) else "tab:blue"
+        ax.scatter(r.gmacs, r.latency_ms, color=colour, zorder=3)
+        ax.annotate(f"{r.model} {r.input}", (r.gmacs, r.latency_ms), fontsize=7, xytext=(4, 3),
+                    textcoords="offset points")  # fmt: skip
+    top = max(r.gmacs for r in report.results) * 1.1
+    ax.plot([0, top], [0, top / report.matmul_gmacs_per_s * 1e3], "--", color="grey",
+            label=f"matmul rate {report.matmul_gmacs_per_s:.0f} GMAC/s")  # fmt: skip
+    settings = report.settings
+    ax.set_xlabel("GMACs per clip (torch.utils.flop_counter)")
+    ax.set_ylabel("latency at batch 1 (ms)")
+    ax.set_title(f"{settings['device']} {settings['dtype']}, threads={settings.get('threads') or 'default'}"
+                 f"{', compiled' if settings.get('compile') else ''}", fontsize=9)  # fmt: skip
+    ax.set_xlim(left=0)
+    ax.set_ylim(bottom=0)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return Path(path)
+
+
+def plot_scaling(rows: Sequence[dict[str, Any]], path: str | Path) -> Path:
+    """Latency against input voxels (log-log) for each model and sweep; a slope of 1 is linear."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 5))
+    groups: dict[tuple[str, str], list[dict[str, Any]]] = {}
+    for row in rows:
+        groups.setdefault((row["model"], row["axis"]), []).append(row)
+    for (model, axis), group in groups.items():
+        ax.plot([g["tokens"] for g in group], [g["latency_ms"] for g in group], "o-", label=f"{model} ({axis})")
+    first = rows[0]
+    xs = sorted({r["tokens"] for r in rows})
+    ax.plot(xs, [first["latency_ms"] * x / first["tokens"] for x in xs], ":", color="grey", label="linear")
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel("input voxels T x H x W")
+    ax.set_ylabel("latency at batch 1 (ms)")
+    ax.grid(alpha=0.3, which="both")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return Path(path)
