@@ -28,9 +28,15 @@ def barcodes(read_barcode_fn):
 
 
 def decode_all_with_pyav(path) -> list[np.ndarray]:
-    """The obvious reference: decode every frame in order with PyAV directly."""
+    """The obvious reference: decode every frame in order with PyAV directly, up to the first error."""
+    frames = []
     with av.open(str(path)) as container:
-        return [frame.to_ndarray(format="rgb24") for frame in container.decode(video=0)]
+        try:
+            for frame in container.decode(video=0):
+                frames.append(frame.to_ndarray(format="rgb24"))
+        except av.FFmpegError:
+            pass
+    return frames
 
 
 @pytest.fixture
@@ -95,13 +101,11 @@ def test_truncated_file_is_clamped_to_its_last_decodable_frame(barcode_video, tm
     cut = tmp_path / "cut.webm"
     cut.write_bytes(path.read_bytes()[: path.stat().st_size * 6 // 10])
     with open_video(cut) as video:
-        available = video.num_frames
-        assert 0 < available < 60
+        assert 0 < video.num_frames < 60
         frames = video.get_frames([0, 10, 59])
-    last = barcodes(frames)[2]
-    # Index 59 is past the end: it gets the last frame that decodes, which is near the cut.
-    assert barcodes(frames)[:2] == [0, 10]
-    assert available - 3 <= last <= available - 1
+    # Index 59 is past the end: it gets the last frame that decodes.
+    last = barcodes(decode_all_with_pyav(cut))[-1]
+    assert barcodes(frames) == [0, 10, last] and last < 59
 
 
 def test_get_frames_rejects_negative_and_empty_indices(gop_video):
@@ -176,3 +180,34 @@ def test_check_videos_keeps_input_order_with_workers(broken_files, barcode_video
     problems = check_videos(paths, workers=2)
     assert [p.category for p in problems] == list(broken_files)
     assert check_videos(paths, workers=1) == problems
+
+
+@pytest.mark.parametrize("seek", ["lands_at_the_end", "does_nothing", "fails"])
+def test_a_seek_that_misses_falls_back_to_decoding_from_the_start(gop_video, barcodes, monkeypatch, seek):
+    path, _ = gop_video
+
+    def bad_seek(self, pts):
+        if seek == "lands_at_the_end":  # past every wanted frame
+            self._container.seek(int(self._pts[-1]), stream=self._stream, backward=True)
+        elif seek == "fails":
+            raise av.FFmpegError(1, "seek refused")
+
+    monkeypatch.setattr(PyAVDecoder, "_seek", bad_seek)
+    with PyAVDecoder(path) as video:
+        # "does_nothing" leaves the demuxer at the end of the file, where the packet index left it.
+        assert barcodes(video.get_frames([42, 7, 43, 90])) == [42, 7, 43, 90]
+
+
+def test_mp4_whose_header_promises_more_frames_than_the_file_holds(barcode_video, tmp_path, barcodes):
+    # faststart puts the index (with all 80 frames) first; cutting the file keeps that header.
+    path, _ = barcode_video("fast.mp4", 80, container_options={"movflags": "+faststart"})
+    cut = tmp_path / "cut.mp4"
+    cut.write_bytes(path.read_bytes()[: path.stat().st_size * 6 // 10])
+    with av.open(str(cut)) as container:
+        assert container.streams.video[0].frames == 80
+    with open_video(cut) as video:
+        assert video.num_frames < 80  # counted from the packets that are there
+        frames = video.get_frames([0, 20, 79])
+    last = barcodes(decode_all_with_pyav(cut))[-1]
+    assert barcodes(frames) == [0, 20, last] and 20 < last < 79
+    assert check_video(cut).category == "truncated"

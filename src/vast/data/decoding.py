@@ -226,7 +226,7 @@ class PyAVDecoder(VideoDecoder):
         wanted_set = {int(i) for i in wanted}
         out: dict[int, np.ndarray] = {}
         frames: Iterator[tuple[int, av.VideoFrame]] | None = None
-        position = -1  # index of the last frame decoded by `frames`
+        position, last = -1, None  # index and frame last decoded
         for target in wanted.tolist():
             if target in out:
                 continue
@@ -235,35 +235,43 @@ class PyAVDecoder(VideoDecoder):
                 # Seeking beats decoding forward when the keyframe lies past where we are.
                 frames = self._frames_from(key, target)
             for index, frame in frames:
-                position = index
+                position, last = index, frame
                 if index in wanted_set and index not in out:
                     out[index] = to_rgb(self._reformatter, frame, self.threads)
                 if index >= target:
                     break
             else:
-                break  # the file ran out of frames: the rest is clamped by the caller
+                # The file ran out of frames: keep the last one decoded, which the caller puts in
+                # place of the wanted frames after it.
+                if last is not None and position not in out:
+                    out[position] = to_rgb(self._reformatter, last, self.threads)
+                break
         return out
 
     def _frames_from(self, key: int, target: int) -> Iterator[tuple[int, av.VideoFrame]]:
         """Seek to keyframe ``key`` and yield ``(index, frame)`` from there on.
 
-        If the seek lands past ``target`` (a container with an imprecise index), decode from the
-        start of the file instead.
+        If the seek fails, lands past ``target`` (a container with an imprecise index) or is
+        followed by no frame at all, decode from the start of the file instead: slower, still right.
         """
         try:
-            self._container.seek(int(self._pts[key]), stream=self._stream, backward=True, any_frame=False)
+            self._seek(int(self._pts[key]))
         except av.FFmpegError as exc:
             logger.debug("%s: seek failed (%s), decoding from the start", self.path, exc)
             yield from self._frames_after(self._restart(), -1)
             return
-        first = True
+        landed = False
         for index, frame in self._frames_after(self._container, key - 1):
-            if first and index > target:
-                logger.debug("%s: seek overshot frame %d, decoding from the start", self.path, target)
-                yield from self._frames_after(self._restart(), -1)
-                return
-            first = False
+            if not landed and index > target:
+                break
+            landed = True
             yield index, frame
+        if not landed:
+            logger.debug("%s: seek to frame %d missed, decoding from the start", self.path, key)
+            yield from self._frames_after(self._restart(), -1)
+
+    def _seek(self, pts: int) -> None:
+        self._container.seek(pts, stream=self._stream, backward=True, any_frame=False)
 
     def _restart(self) -> av.container.InputContainer:
         self._container.close()

@@ -19,15 +19,17 @@ def write_video(
     preset: str = "veryfast",
     gop: int | None = None,
     options: dict[str, str] | None = None,
+    container_options: dict[str, str] | None = None,
 ) -> int:
     """Encode uint8 RGB frames ``(H, W, 3)`` (H and W even) as a yuv420p video; returns the frame count.
 
     ``crf``/``preset`` apply to libx264; ``gop`` sets the keyframe interval; ``options`` are passed
-    to the encoder as is. The encoder runs on one thread, as callers parallelise over files, and
-    libx264 output is deterministic: the same frames give the same file.
+    to the encoder and ``container_options`` to the muxer (e.g. ``{"movflags": "+faststart"}``).
+    The encoder runs on one thread, as callers parallelise over files, and libx264 output is
+    deterministic: the same frames give the same file.
     """
     count = 0
-    with av.open(str(path), mode="w") as container:
+    with av.open(str(path), mode="w", options=container_options or {}) as container:
         stream = None
         for frame in frames:
             if stream is None:
