@@ -9,6 +9,7 @@ import pytest
 import torch
 from PIL import Image
 
+from vast.data import decoding
 from vast.data.decoding import (
     BROKEN_CATEGORIES,
     BrokenVideoError,
@@ -211,3 +212,27 @@ def test_mp4_whose_header_promises_more_frames_than_the_file_holds(barcode_video
     last = barcodes(decode_all_with_pyav(cut))[-1]
     assert barcodes(frames) == [0, 20, last] and 20 < last < 79
     assert check_video(cut).category == "truncated"
+
+
+def test_cover_art_is_not_taken_for_the_video(tmp_path):
+    path = tmp_path / "with_cover.mp4"
+    with av.open(str(path), "w") as container:
+        cover = container.add_stream("mjpeg", rate=1)
+        cover.width, cover.height, cover.pix_fmt = 32, 32, "yuvj420p"
+        cover.disposition = av.stream.Disposition.attached_pic
+        video = container.add_stream("libx264", rate=8)
+        video.width, video.height, video.pix_fmt = 64, 48, "yuv420p"
+        art = av.VideoFrame.from_ndarray(np.zeros((32, 32, 3), np.uint8), format="rgb24")
+        container.mux(cover.encode(art.reformat(format="yuvj420p")))
+        container.mux(cover.encode(None))
+        for i in range(10):
+            frame = av.VideoFrame.from_ndarray(np.full((48, 64, 3), 20 * i, np.uint8), format="rgb24")
+            container.mux(video.encode(frame))
+        container.mux(video.encode(None))
+    with av.open(str(path)) as container:
+        pictures = [decoding._is_picture(s) for s in container.streams.video]
+    assert sorted(pictures) == [False, True]
+    with open_video(path) as decoder:
+        assert decoder.num_frames == 10
+        frames = decoder.get_frames([0, 9])
+    assert frames.shape == (2, 48, 64, 3) and abs(int(frames[1].mean()) - 180) < 8

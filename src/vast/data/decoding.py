@@ -390,11 +390,20 @@ def _open_container(path: Path) -> av.container.InputContainer:
 
 
 def _video_stream(container: av.container.InputContainer, path: Path) -> av.VideoStream:
-    if container.streams.video:
-        return container.streams.video[0]
+    # Cover art is stored as a one-frame video stream: prefer a stream that is real video.
+    moving = [s for s in container.streams.video if not _is_picture(s)]
+    if moving or container.streams.video:
+        return (moving or list(container.streams.video))[0]
     if container.streams.audio:
         raise BrokenVideoError(path, AUDIO_ONLY, "the file has audio but no video stream")
     raise BrokenVideoError(path, NOT_A_VIDEO, "the file has no video stream")
+
+
+def _is_picture(stream: av.VideoStream) -> bool:
+    try:
+        return bool(stream.disposition & av.stream.Disposition.attached_pic)
+    except AttributeError:  # PyAV without dispositions
+        return False
 
 
 def _looks_like_container(path: Path) -> bool:
