@@ -1,8 +1,8 @@
 """Data-loading throughput: decoded + transformed clips per second through VideoDataset + DataLoader.
 
 Two sources:
-- the Moving-Digits demo set (16 x 64 x 64 clips, dense sampling), made in a temporary folder unless
-  --demo-dir points at one;
+- the Moving-Digits demo set (16 x 64 x 64 clips by dense sampling, and 8 x 64 x 64 by TSN as the
+  demo recipe reads them), made in a temporary folder unless --demo-dir points at one;
 - a 10-second 320 x 240 H.264 video at 30 fps that the script writes itself (x264 defaults: a
   keyframe every 250 frames at most), read as 8 x 224 x 224 clips with TSN and with dense sampling.
 
@@ -98,6 +98,7 @@ def main() -> None:
         # (data, sampler name, annotations, timed clips, sampler factory, (train, eval) transforms)
         setups = [
             ("demo 16x64x64", "dense 16x1", demo, args.demo_clips, partial(DenseSampler, 16, 1), demo_tf),
+            ("demo 8x64x64", "TSN 8", demo, args.demo_clips, partial(TSNSampler, 8), demo_tf),
             (big, "TSN 8", long, args.long_clips, partial(TSNSampler, 8), big_tf),
             (big, "dense 8x8", long, args.long_clips, partial(DenseSampler, 8, 8), big_tf),
         ]

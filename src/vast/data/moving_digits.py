@@ -126,24 +126,24 @@ def sample_motion(label: int, digit: np.ndarray, rng: np.random.Generator) -> Di
 
 def _sample_trajectory(forward: int, rng: np.random.Generator) -> tuple[Pose, Pose]:
     """Start and end pose of a forward-class video (move_right, move_down, rotate_cw or grow)."""
-    steps = NUM_FRAMES - 1
-    if forward in (1, 3):  # a straight move at 1-2 pixels per frame, the digit fully in view
+    steps, motion = NUM_FRAMES - 1, CLASS_NAMES[forward]
+    if motion in ("move_right", "move_down"):  # 1-2 pixels per frame, the digit fully in view
         scale = rng.uniform(2.25, 3.0)
         margin = 4 * scale + 1
         distance = rng.uniform(1.0, 2.0) * steps
         along = rng.uniform(margin, FRAME_SIZE - margin - distance)
         across = rng.uniform(margin, FRAME_SIZE - margin)
         angle = rng.uniform(-20, 20)
-        if forward == 1:
+        if motion == "move_right":
             return Pose(along, across, angle, scale), Pose(along + distance, across, angle, scale)
         return Pose(across, along, angle, scale), Pose(across, along + distance, angle, scale)
-    if forward == 4:  # rotate clockwise by 6-12 degrees per frame about a point near the centre
+    if motion == "rotate_cw":  # 6-12 degrees per frame about a point near the centre
         x, y = rng.uniform(26, 38, size=2)
         scale = rng.uniform(2.25, 3.0)
         angle = rng.uniform(0, 360)
         turn = rng.uniform(6, 12) * steps
         return Pose(x, y, angle, scale), Pose(x, y, angle + turn, scale)
-    # grow by a factor 1.5-2 about a point near the centre
+    # grow: by a factor 1.5-2 about a point near the centre
     x, y = rng.uniform(24, 40, size=2)
     scale = rng.uniform(1.5, 2.2)
     angle = rng.uniform(-20, 20)
