@@ -76,7 +76,7 @@ class TrainConfig:
     epochs: int = 30
     batch_size: int = 16
     eval_batch_size: int = 0  # 0: same as batch_size
-    amp: str = "none"  # none | bf16 | fp16 (fp16 only on CUDA, with a gradient scaler)
+    amp: str = "none"  # none | bf16 | fp16 (CUDA only, with a gradient scaler) | auto (bf16 where fast)
     ema: bool = False
     ema_decay: float = 0.999
     mixup: float = 0.0
@@ -111,7 +111,7 @@ CHOICES = {
     "data.sampler": ("tsn", "dense"),
     "data.on_error": ("skip", "raise"),
     "optim.name": ("adamw", "sgd"),
-    "train.amp": ("none", "bf16", "fp16"),
+    "train.amp": ("none", "bf16", "fp16", "auto"),
 }
 
 

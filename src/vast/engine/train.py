@@ -71,6 +71,15 @@ class TrainResult:
     history: list[dict[str, float]] = field(default_factory=list)
 
 
+def resolve_amp(amp: str, device: torch.device) -> str:
+    """``auto``: bf16 where the hardware runs it fast (AVX512-BF16 / AMX CPUs, Ampere+ GPUs), else none."""
+    if amp != "auto":
+        return amp
+    if device.type == "cuda":
+        return "bf16" if torch.cuda.is_bf16_supported() else "none"
+    return "bf16" if torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported() else "none"
+
+
 def autocast_context(device: torch.device, amp: str) -> contextlib.AbstractContextManager:
     if amp == "none":
         return contextlib.nullcontext()
@@ -115,6 +124,7 @@ class Trainer:
         self.dist: DistInfo = init_distributed(config.train.device)
         if config.train.threads > 0:
             torch.set_num_threads(config.train.threads)
+        config.train.amp = resolve_amp(config.train.amp, self.dist.device)
         if config.train.amp == "fp16" and self.dist.device.type != "cuda":
             raise ConfigError("train.amp=fp16 needs a CUDA GPU; use bf16 on the CPU")
         self.output_dir = Path(config.train.output_dir)
