@@ -165,3 +165,21 @@ def test_get_with_an_explicit_generator(tmp_path, barcode_video, clip_barcodes):
     assert clip_barcodes(dataset.get(0, rng=np.random.default_rng(5))[0]) == first
     # The same draws through the sampler alone: the dataset adds nothing random to the frame choice.
     assert first == TSNSampler(4, training=True).sample(200, np.random.default_rng(5))[0].tolist()
+
+
+def test_items_run_on_one_torch_thread_and_restore_the_count(barcode_set):
+    seen = []
+
+    def spy(video, label):
+        seen.append(torch.get_num_threads())
+        return video.float(), label
+
+    dataset = VideoDataset(barcode_set, TSNSampler(2), transform=spy)
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        dataset[0]
+        assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(before)
+    assert seen == [1]
