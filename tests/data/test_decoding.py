@@ -236,3 +236,17 @@ def test_cover_art_is_not_taken_for_the_video(tmp_path):
         assert decoder.num_frames == 10
         frames = decoder.get_frames([0, 9])
     assert frames.shape == (2, 48, 64, 3) and abs(int(frames[1].mean()) - 180) < 8
+
+
+def test_unwanted_non_reference_frames_are_not_decoded(barcode_video, barcodes):
+    # One GOP of 120 frames with B-frames: reaching frame 110 needs the reference frames only.
+    path, _ = barcode_video("one_gop.mp4", 120, preset="medium", gop=250, options={"sc_threshold": "0"})
+    reference = decode_all_with_pyav(path)
+    wanted = [7, 22, 37, 52, 67, 82, 97, 110]  # TSN-like: one frame every 15
+    with PyAVDecoder(path) as video:
+        frames = video.get_frames(wanted)
+        decoded = video.num_decoded
+    for frame, index in zip(frames, wanted):
+        np.testing.assert_array_equal(frame, reference[index])
+    assert barcodes(frames) == wanted
+    assert decoded < 0.8 * 111  # x264's B-pyramid leaves about half the B-frames unreferenced

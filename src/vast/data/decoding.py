@@ -171,6 +171,7 @@ class PyAVDecoder(VideoDecoder):
             self._container.close()
             raise
         self._pts_to_index = {int(p): i for i, p in enumerate(self._pts)}
+        self._wanted_pts: set[int] = set()
 
     @property
     def num_frames(self) -> int:
@@ -224,6 +225,7 @@ class PyAVDecoder(VideoDecoder):
 
     def _decode(self, wanted: np.ndarray) -> dict[int, np.ndarray]:
         wanted_set = {int(i) for i in wanted}
+        self._wanted_pts = {int(self._pts[i]) for i in wanted_set}
         out: dict[int, np.ndarray] = {}
         frames: Iterator[tuple[int, av.VideoFrame]] | None = None
         position, last = -1, None  # index and frame last decoded
@@ -281,18 +283,29 @@ class PyAVDecoder(VideoDecoder):
         return self._container
 
     def _frames_after(self, container: av.container.InputContainer, after: int) -> Iterator:
-        """Decode forward, yielding ``(index, frame)`` for frames with index > ``after``."""
+        """Decode forward, yielding ``(index, frame)`` for frames with index > ``after``.
+
+        Non-reference frames that are not wanted are dropped by the decoder without decoding them:
+        no other frame needs them (with B-frames, often half the frames between sparse TSN picks).
+        Not with frame threading, where the setting would reach packets already queued.
+        """
+        codec = self._stream.codec_context
+        may_skip = self.threads == 1
         last = after
         try:
-            for frame in container.decode(self._stream):
-                self.num_decoded += 1
-                index = self._pts_to_index.get(frame.pts) if frame.pts is not None else None
-                if index is None:
-                    index = last + 1  # no usable timestamp: count frames instead
-                if index <= after:
-                    continue  # leading frames of an open GOP, before the keyframe we seeked to
-                last = index
-                yield index, frame
+            for packet in container.demux(self._stream):
+                if may_skip:
+                    keep = packet.pts is None or packet.pts in self._wanted_pts
+                    codec.skip_frame = "DEFAULT" if keep else "NONREF"
+                for frame in packet.decode():
+                    self.num_decoded += 1
+                    index = self._pts_to_index.get(frame.pts) if frame.pts is not None else None
+                    if index is None:
+                        index = last + 1  # no usable timestamp: count frames instead
+                    if index <= after:
+                        continue  # leading frames of an open GOP, before the keyframe we seeked to
+                    last = index
+                    yield index, frame
         except av.FFmpegError as exc:
             logger.debug("%s: decoding stopped after frame %d: %s", self.path, last, exc)
 
