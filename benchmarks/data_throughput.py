@@ -7,7 +7,9 @@ Two sources:
   keyframe every 250 frames at most), read as 8 x 224 x 224 clips with TSN and with dense sampling.
 
 Each with the training and the evaluation transform, and 0, 1 and 2 DataLoader workers. The first
-batch of every run is not timed (worker start-up). Usage:
+batch of every run is not timed (worker start-up). "CPU ms/clip" (0 workers only) is the CPU time
+the main process spent per clip: unlike clips/s it does not depend on other load on the machine.
+Usage:
 
     python benchmarks/data_throughput.py [--demo-dir demo-data] [--workers 0 1 2] [--batch-size 16]
 """
@@ -51,16 +53,18 @@ def long_video_frames(seconds: int = 10, fps: int = 30, height: int = 240, width
         yield frame
 
 
-def clips_per_second(dataset: VideoDataset, workers: int, batch_size: int, clips: int) -> float:
+def clips_per_second(dataset: VideoDataset, workers: int, batch_size: int, clips: int) -> tuple[float, float]:
+    """Clips per second (wall clock), and CPU milliseconds per clip of this process (the whole cost
+    when ``workers == 0``: a figure that does not depend on what else the machine runs)."""
     loader = DataLoader(dataset, batch_size=batch_size, num_workers=workers, collate_fn=collate_videos)
     batches = iter(loader)
     next(batches)  # not timed: worker start-up and first decode
-    done, started = 0, time.perf_counter()
+    done, started, cpu = 0, time.perf_counter(), time.process_time()
     for batch in batches:
         done += len(batch.labels)
         if done >= clips:
             break
-    return done / (time.perf_counter() - started)
+    return done / (time.perf_counter() - started), 1000 * (time.process_time() - cpu) / done
 
 
 def main() -> None:
@@ -103,15 +107,17 @@ def main() -> None:
             (big, "dense 8x8", long, args.long_clips, partial(DenseSampler, 8, 8), big_tf),
         ]
         print(f"\ntorch threads in the main process: {torch.get_num_threads()}, cores: {os.cpu_count()}")
-        print(f"{'data':<26} {'sampler':<11} {'transform':<9} {'workers':>7} {'clips/s':>8} {'ms/clip':>8}")
+        header = f"{'data':<26} {'sampler':<11} {'transform':<9} {'workers':>7} {'clips/s':>8} {'ms/clip':>8}"
+        print(f"{header} {'CPU ms/clip':>11}")
         for name, sampler_name, annotations, clips, make_sampler, transforms in setups:
             for mode, transform in zip(("train", "eval"), transforms):
                 dataset = VideoDataset(annotations, make_sampler(training=mode == "train"), transform)
                 for workers in args.workers:
                     torch.manual_seed(0)
-                    rate = clips_per_second(dataset, workers, args.batch_size, clips)
+                    rate, cpu_ms = clips_per_second(dataset, workers, args.batch_size, clips)
+                    cpu = f"{cpu_ms:.1f}" if workers == 0 else "-"
                     row = f"{name:<26} {sampler_name:<11} {mode:<9} {workers:>7} {rate:>8.1f}"
-                    print(f"{row} {1000 / rate:>8.1f}", flush=True)
+                    print(f"{row} {1000 / rate:>8.1f} {cpu:>11}", flush=True)
 
 
 if __name__ == "__main__":

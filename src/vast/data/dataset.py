@@ -68,6 +68,25 @@ class VideoBatch(NamedTuple):
     broken: list[BrokenVideo]
 
 
+@contextlib.contextmanager
+def _one_torch_thread() -> Iterator[None]:
+    """Run the block on one torch thread, as DataLoader workers do.
+
+    Without workers (``num_workers=0``) torch would split every op of a clip or batch over all cores;
+    when the machine is busy, waiting for those threads costs more than the work (a 16x64x64 demo
+    clip: 5x slower on 2 cores, measured). Setting the thread count costs well under a microsecond.
+    """
+    threads = torch.get_num_threads()
+    if threads == 1 or get_worker_info() is not None:
+        yield
+        return
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
+
+
 def collate_videos(items: list[tuple[torch.Tensor, int, int] | BrokenVideo]) -> VideoBatch:
     """Stack the good items of a batch and set the :class:`BrokenVideo` markers aside."""
     broken = [item for item in items if isinstance(item, BrokenVideo)]
@@ -75,7 +94,8 @@ def collate_videos(items: list[tuple[torch.Tensor, int, int] | BrokenVideo]) -> 
     if not good:
         empty = torch.empty(0, dtype=torch.int64)
         return VideoBatch(torch.empty(0), empty, empty.clone(), broken)
-    clips = torch.stack([clip for clip, _, _ in good])
+    with _one_torch_thread():
+        clips = torch.stack([clip for clip, _, _ in good])
     labels = torch.tensor([label for _, label, _ in good], dtype=torch.int64)
     indices = torch.tensor([index for _, _, index in good], dtype=torch.int64)
     return VideoBatch(clips, labels, indices, broken)
@@ -123,25 +143,6 @@ def seed_worker(worker_id: int) -> None:
     seed = torch.initial_seed() % 2**32
     random.seed(seed)
     np.random.seed(seed)
-
-
-@contextlib.contextmanager
-def _one_torch_thread() -> Iterator[None]:
-    """Run the block on one torch thread, as DataLoader workers do.
-
-    Without workers (``num_workers=0``) torch would split every small op of a clip over all cores;
-    when the machine is busy, waiting for those threads costs more than the work (a 16x64x64 demo
-    clip: 5x slower on 2 cores, measured). Setting the thread count costs well under a microsecond.
-    """
-    threads = torch.get_num_threads()
-    if threads == 1 or get_worker_info() is not None:
-        yield
-        return
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(threads)
 
 
 class VideoDataset(Dataset):
