@@ -105,9 +105,14 @@ class DynamicAffine(nn.Module):
         nn.init.zeros_(self.proj.weight)
         nn.init.zeros_(self.proj.bias)
 
-    def forward(self, shifted: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
+    def modulation(self, u: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor] | None:
+        """``(1 + g, b)`` for every token: the gain and bias that ``forward`` applies."""
         scale, bias = self.proj(u).chunk(2, dim=-1)
-        return shifted * (1.0 + scale) + bias
+        return 1.0 + scale, bias
+
+    def forward(self, shifted: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
+        gain, bias = self.proj(u).chunk(2, dim=-1)
+        return torch.addcmul(bias, shifted, 1.0 + gain)
 
 
 class StaticAffine(nn.Module):
@@ -118,12 +123,18 @@ class StaticAffine(nn.Module):
         self.scale = nn.Parameter(torch.zeros(dim))
         self.bias = nn.Parameter(torch.zeros(dim))
 
+    def modulation(self, u: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor] | None:
+        return 1.0 + self.scale, self.bias
+
     def forward(self, shifted: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
-        return shifted * (1.0 + self.scale) + self.bias
+        return torch.addcmul(self.bias, shifted, 1.0 + self.scale)
 
 
 class NoAffine(nn.Module):
     """The plain shift (the ablation without any affine)."""
+
+    def modulation(self, u: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor] | None:
+        return None
 
     def forward(self, shifted: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
         return shifted
@@ -169,8 +180,12 @@ class AffineShiftMixer(nn.Module):
         self.proj_drop = nn.Dropout(proj_drop)
 
     def forward(self, u: torch.Tensor) -> torch.Tensor:
-        shifted = self.shift(self.value(u))
-        return self.proj_drop(self.proj(self.affine(shifted, u)))
+        v = self.value(u)
+        modulation = self.affine.modulation(u)
+        z = self.shift(v)
+        if modulation is not None:  # shift(v) * (1 + g) + b in one pass
+            z = torch.addcmul(modulation[1], z, modulation[0])
+        return self.proj_drop(self.proj(z))
 
 
 class AffineShiftBlock(nn.Module):
