@@ -85,3 +85,14 @@ def test_bad_arguments_give_one_line_and_exit_2(argv, message, trained_run, tmp_
     assert main(argv) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and message in err, err
+
+
+def test_resume_from_the_command_line_uses_the_runs_own_config(tiny_overrides, tmp_path, capsys):
+    out = tmp_path / "run"
+    argv = ["train", "demo", "--quiet", "--output", str(out), "--set", "train.max_steps=3"]
+    for item in tiny_overrides:
+        argv += ["--set", item]
+    assert main(argv) == 0
+    # The saved config stops at 3 steps; lift that limit to run to the end of the 2 epochs.
+    assert main(["train", "--resume", str(out / "last.pt"), "--quiet", "--set", "train.max_steps=0"]) == 0
+    assert "2 epochs, 8 steps" in capsys.readouterr().out

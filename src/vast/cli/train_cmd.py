@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
+from vast.engine.checkpoint import load_checkpoint
 from vast.engine.config import all_keys, load_config, recipe_names
 
 
@@ -40,7 +42,13 @@ def run(args: argparse.Namespace) -> int:
     overrides = list(args.overrides)
     if args.output:
         overrides.append(f"train.output_dir={args.output}")
-    config = load_config(args.recipe, overrides)
+    base = None
+    if args.resume and not args.recipe:  # continue with the run's own configuration
+        resume = Path(args.resume)
+        base = load_checkpoint(resume)["config"]
+        if not args.output:
+            overrides.append(f"train.output_dir={resume if resume.is_dir() else resume.parent}")
+    config = load_config(args.recipe, overrides, base=base)
     from vast.engine.train import train
 
     result = train(config, resume=args.resume, quiet=args.quiet)

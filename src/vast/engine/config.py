@@ -134,9 +134,12 @@ def resolve_recipe(recipe: str | Path) -> Path:
     raise ConfigError(f"recipe not found: {recipe}; give a YAML file or a shipped recipe name ({hint})")
 
 
-def load_config(recipe: str | Path | None = None, overrides: Iterable[str] = ()) -> RunConfig:
-    """The configuration of ``recipe`` (a path or shipped name; None: defaults) with ``overrides``."""
-    config = RunConfig()
+def load_config(
+    recipe: str | Path | None = None, overrides: Iterable[str] = (), base: dict[str, Any] | None = None
+) -> RunConfig:
+    """The configuration of ``recipe`` (a path or shipped name) or of ``base`` (a saved configuration,
+    e.g. a checkpoint's), else the defaults, with ``overrides`` (``key=value`` strings) applied."""
+    config = config_from_dict(base) if base is not None else RunConfig()
     if recipe is not None:
         path = resolve_recipe(recipe)
         try:
