@@ -37,9 +37,16 @@ from torch import nn
 
 from vast.errors import ConfigError, InputShapeError
 from vast.models.registry import register_model
+from vast.ops.linear import PackedLinear
 from vast.ops.shift import TokenShift
 
-__all__ = ["AffineShiftBlock", "AffineShiftMixer", "AffineShiftTransformer", "checkpoint_filter_fn"]
+__all__ = [
+    "AffineShiftBlock",
+    "AffineShiftMixer",
+    "AffineShiftTransformer",
+    "FusedAffineShiftBlock",
+    "checkpoint_filter_fn",
+]
 
 NORM_CHOICES = ("batchnorm", "layernorm", "groupnorm")
 AFFINE_CHOICES = ("dynamic", "static", "none")
@@ -218,6 +225,80 @@ class AffineShiftBlock(nn.Module):
         x = x + self.drop_path1(self.mixer(self.norm1(x)))
         x = x + self.drop_path2(self.mlp(self.norm2(x)))
         return x
+
+
+def _fold_norm(linear: nn.Linear | PackedLinear, norm: nn.Module) -> tuple[torch.Tensor, torch.Tensor]:
+    """Weight and bias of ``linear(norm(x))`` as one linear map of ``x``, for an eval-mode BatchNorm
+    ``norm`` (``x * a + c`` per channel); ``nn.Identity`` passes the layer through unchanged."""
+    weight = linear.weight.detach().double()
+    bias = linear.bias.detach().double() if linear.bias is not None else weight.new_zeros(weight.shape[0])
+    if isinstance(norm, ChannelsLastBatchNorm):
+        bn = norm.bn
+        scale = bn.weight.detach().double() / torch.sqrt(bn.running_var.double() + bn.eps)
+        shift = bn.bias.detach().double() - bn.running_mean.double() * scale
+        bias = bias + weight @ shift
+        weight = weight * scale
+    elif not isinstance(norm, nn.Identity):
+        raise TypeError(f"only an eval-mode BatchNorm folds into a linear layer, not {type(norm).__name__}")
+    dtype = linear.weight.dtype
+    return weight.to(dtype), bias.to(dtype)
+
+
+class FusedAffineShiftBlock(nn.Module):
+    """:class:`AffineShiftBlock` rebuilt for inference (see ``AffineShiftTransformer.fuse_for_inference``).
+
+    * BatchNorm (in eval mode an affine map per channel) is folded into the projections after it;
+      LayerNorm and GroupNorm, which depend on the data, stay;
+    * the value and the dynamic affine's projections are one matmul (C -> 3C), with the affine's
+      ``1 +`` folded into its bias, so ``z = shift(v) * gain + bias`` is one ``addcmul``;
+    * every projection is a :class:`PackedLinear` (oneDNN on the CPU), with GELU inside the first MLP
+      matmul and both residual additions inside the matmuls that end each branch.
+    Dropout and DropPath are the identity in eval mode and are dropped.
+    """
+
+    def __init__(self, block: AffineShiftBlock) -> None:
+        super().__init__()
+        mixer, mlp = block.mixer, block.mlp
+        fold1 = isinstance(block.norm1, ChannelsLastBatchNorm)
+        fold2 = isinstance(block.norm2, ChannelsLastBatchNorm)
+        self.norm1 = nn.Identity() if fold1 else block.norm1
+        self.norm2 = nn.Identity() if fold2 else block.norm2
+        self.dim = mixer.value.in_features
+        self.affine = "none" if isinstance(mixer.affine, NoAffine) else "static"
+        weight, bias = _fold_norm(mixer.value, block.norm1 if fold1 else nn.Identity())
+        if isinstance(mixer.affine, DynamicAffine):
+            self.affine = "dynamic"
+            w_a, b_a = _fold_norm(mixer.affine.proj, block.norm1 if fold1 else nn.Identity())
+            b_a = torch.cat((b_a[: self.dim] + 1.0, b_a[self.dim :]))
+            weight, bias = torch.cat((weight, w_a)), torch.cat((bias, b_a))
+        self.inproj = PackedLinear(weight, bias)
+        self.shift = mixer.shift
+        if isinstance(mixer.affine, StaticAffine):
+            self.register_buffer("gain", 1.0 + mixer.affine.scale.detach().clone())
+            self.register_buffer("offset", mixer.affine.bias.detach().clone())
+        self.proj = PackedLinear(mixer.proj.weight, mixer.proj.bias)
+        self.fc1 = PackedLinear(*_fold_norm(mlp.fc1, block.norm2 if fold2 else nn.Identity()), activation="gelu")
+        self.fc2 = PackedLinear(mlp.fc2.weight, mlp.fc2.bias)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = self.inproj(self.norm1(x))
+        c = self.dim
+        if self.affine == "dynamic":
+            z = torch.addcmul(out[..., 2 * c :], self.shift(out[..., :c]), out[..., c : 2 * c])
+        elif self.affine == "static":
+            z = torch.addcmul(self.offset, self.shift(out), self.gain)
+        else:
+            z = self.shift(out)
+        x = self.proj(z, x)
+        return self.fc2(self.fc1(self.norm2(x)), x)
+
+    def train(self, mode: bool = True) -> FusedAffineShiftBlock:
+        if mode:
+            raise RuntimeError(
+                "a model fused for inference cannot be trained (its norms are folded away); "
+                "build it again with vast.create_model"
+            )
+        return super().train(False)
 
 
 class PatchEmbed(nn.Module):
@@ -510,6 +591,26 @@ class AffineShiftTransformer(nn.Module):
         if prune_head or prune_end:
             self.reset_classifier(0, "")
         return take_indices
+
+    @torch.jit.ignore
+    def fuse_for_inference(self) -> AffineShiftTransformer:
+        """Rebuild the blocks for fast inference, in place (see :class:`FusedAffineShiftBlock`).
+
+        The model must be in eval mode (BatchNorm statistics are frozen into the weights); it computes
+        the same function up to float rounding and cannot be trained afterwards. Its state dict
+        changes, so load weights first; export the unfused model (TorchScript, ONNX and
+        ``torch.export`` fuse on their own). Returns ``self``.
+        """
+        if self.training:
+            raise RuntimeError("call model.eval() before fuse_for_inference()")
+        for stage in self.stages:
+            if isinstance(stage.downsample, PatchMerging):
+                reduction = stage.downsample.reduction
+                stage.downsample.reduction = PackedLinear(reduction.weight, reduction.bias)
+            for i, block in enumerate(stage.blocks):
+                if isinstance(block, AffineShiftBlock):
+                    stage.blocks[i] = FusedAffineShiftBlock(block)
+        return self
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         if not torch.jit.is_scripting():

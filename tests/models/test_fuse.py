@@ -1,0 +1,78 @@
+"""fuse_for_inference: the fused model computes what the trained one does, checked against the unfused
+model and against a block written out by hand."""
+
+import copy
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+import vast
+from vast.models.affine_shift import AffineShiftBlock, FusedAffineShiftBlock
+from vast.ops import shift_tokens_reference
+
+torch.manual_seed(0)
+
+
+@pytest.mark.parametrize("norm", ["batchnorm", "layernorm", "groupnorm"])
+@pytest.mark.parametrize("affine", ["dynamic", "static", "none"])
+def test_fused_model_equals_unfused(norm, affine, randomize):
+    model = randomize(vast.create_model("vast_nano", num_classes=10, norm=norm, affine=affine)).eval()
+    fused = copy.deepcopy(model).fuse_for_inference()
+    assert any(isinstance(m, FusedAffineShiftBlock) for m in fused.modules())
+    assert not any(isinstance(m, AffineShiftBlock) for m in fused.modules())
+    x = torch.randn(2, 3, 4, 32, 32)
+    with torch.inference_mode():
+        torch.testing.assert_close(fused(x), model(x), rtol=1e-4, atol=1e-5)
+    with torch.no_grad():  # no-grad mode (not inference mode) takes the same path
+        torch.testing.assert_close(fused(x), model(x), rtol=1e-4, atol=1e-5)
+
+
+def test_image_model_and_causal_model_fuse(randomize):
+    image = randomize(vast.create_model("ast_nano", num_classes=10)).eval()
+    causal = randomize(vast.create_model("vast_nano", num_classes=10, causal=True)).eval()
+    for model, x in ((image, torch.randn(1, 3, 64, 64)), (causal, torch.randn(1, 3, 4, 32, 32))):
+        fused = copy.deepcopy(model).fuse_for_inference()
+        with torch.inference_mode():
+            torch.testing.assert_close(fused(x), model(x), rtol=1e-4, atol=1e-5)
+
+
+def test_fused_block_against_hand_written_block(randomize):
+    block = randomize(AffineShiftBlock(24, norm="batchnorm", affine="dynamic")).eval()
+    fused = FusedAffineShiftBlock(block).eval()
+    x = torch.randn(2, 3, 4, 5, 24, dtype=torch.float32)
+
+    def bn(t, module):
+        bn = module.bn
+        return (t - bn.running_mean) / torch.sqrt(bn.running_var + bn.eps) * bn.weight + bn.bias
+
+    mixer, mlp = block.mixer, block.mlp
+    u = bn(x, block.norm1)
+    v = u @ mixer.value.weight.T + mixer.value.bias
+    ga = u @ mixer.affine.proj.weight.T + mixer.affine.proj.bias
+    z = shift_tokens_reference(v) * (1 + ga[..., :24]) + ga[..., 24:]
+    y = x + z @ mixer.proj.weight.T + mixer.proj.bias
+    h = F.gelu(bn(y, block.norm2) @ mlp.fc1.weight.T + mlp.fc1.bias)
+    expected = y + h @ mlp.fc2.weight.T + mlp.fc2.bias
+    with torch.inference_mode():
+        torch.testing.assert_close(fused(x), expected, rtol=1e-4, atol=1e-5)
+
+
+def test_fusing_needs_eval_mode_and_forbids_training():
+    model = vast.create_model("vast_nano")
+    with pytest.raises(RuntimeError, match="eval"):
+        model.fuse_for_inference()
+    model.eval().fuse_for_inference()
+    with pytest.raises(RuntimeError, match="cannot be trained"):
+        model.train()
+
+
+@pytest.mark.slow
+def test_fused_model_under_torch_compile(randomize):
+    model = randomize(vast.create_model("vast_nano", num_classes=10)).eval()
+    fused = copy.deepcopy(model).fuse_for_inference()
+    x = torch.randn(1, 3, 4, 32, 32)
+    torch._dynamo.reset()
+    compiled = torch.compile(fused)
+    with torch.inference_mode():
+        torch.testing.assert_close(compiled(x), model(x), rtol=1e-4, atol=1e-5)
