@@ -43,14 +43,14 @@ class DemoResult:
     total_seconds: float
 
 
-def ensure_demo_data(data_dir: Path, num_train: int, num_val: int) -> float:
+def ensure_demo_data(data_dir: Path, num_train: int, num_val: int, progress: bool = True) -> float:
     """Write the Moving-Digits set unless ``data_dir`` already holds one of this size; seconds spent."""
     meta = data_dir / "moving_digits.json"
     if meta.is_file() and (data_dir / "train.txt").is_file():
         saved = json.loads(meta.read_text())
         if saved.get("num_train") == num_train and saved.get("num_val") == num_val:
             return 0.0
-    return make_moving_digits(data_dir, num_train=num_train, num_val=num_val, seed=0).seconds
+    return make_moving_digits(data_dir, num_train=num_train, num_val=num_val, seed=0, progress=progress).seconds
 
 
 def run_demo(
@@ -68,7 +68,7 @@ def run_demo(
     started = time.perf_counter()
     out_dir = Path(out_dir)
     data_dir = out_dir / "data"
-    data_seconds = ensure_demo_data(data_dir, num_train, num_val)
+    data_seconds = ensure_demo_data(data_dir, num_train, num_val, progress=not quiet)
     variants = [("VAST (temporal shift)", True, "vast")]
     if ablation:
         variants.append(("no temporal shift (ablation)", False, "no_temporal_shift"))
