@@ -38,7 +38,8 @@ from torch import nn
 from vast.errors import ConfigError, InputShapeError
 from vast.models.registry import register_model
 from vast.ops.linear import PackedLinear
-from vast.ops.shift import TokenShift
+from vast.ops.recompute import gelu_linear, layer_norm_linear, lean_norm_supported, norm_linears
+from vast.ops.shift import TokenShift, in_graph_mode
 
 __all__ = [
     "AffineShiftBlock",
@@ -114,7 +115,11 @@ class DynamicAffine(nn.Module):
 
     def modulation(self, u: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor] | None:
         """``(1 + g, b)`` for every token: the gain and bias that ``forward`` applies."""
-        scale, bias = self.proj(u).chunk(2, dim=-1)
+        return self.modulation_from(self.proj(u))
+
+    def modulation_from(self, projected: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(1 + g, b)`` from ``self.proj(u)`` computed elsewhere."""
+        scale, bias = projected.chunk(2, dim=-1)
         return 1.0 + scale, bias
 
     def forward(self, shifted: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
@@ -187,12 +192,20 @@ class AffineShiftMixer(nn.Module):
         self.proj_drop = nn.Dropout(proj_drop)
 
     def forward(self, u: torch.Tensor) -> torch.Tensor:
-        v = self.value(u)
-        modulation = self.affine.modulation(u)
+        return self.mix(self.value(u), self.affine.modulation(u))
+
+    def mix(self, v: torch.Tensor, modulation: tuple[torch.Tensor, torch.Tensor] | None) -> torch.Tensor:
+        """``W_o(shift(v) * gain + bias)`` from the value ``v`` and the affine's ``(gain, bias)``."""
         z = self.shift(v)
         if modulation is not None:  # shift(v) * (1 + g) + b in one pass
             z = torch.addcmul(modulation[1], z, modulation[0])
         return self.proj_drop(self.proj(z))
+
+    def input_projections(self) -> list[nn.Linear]:
+        """The linear layers that read the normalised input: the value and the dynamic affine's."""
+        if isinstance(self.affine, DynamicAffine):
+            return [self.value, self.affine.proj]
+        return [self.value]
 
 
 class AffineShiftBlock(nn.Module):
@@ -220,11 +233,40 @@ class AffineShiftBlock(nn.Module):
         self.norm2 = create_norm(norm, dim)
         self.mlp = Mlp(dim, hidden_features=int(dim * mlp_ratio), act_layer=nn.GELU, drop=proj_drop)
         self.drop_path2 = DropPath(drop_path) if drop_path > 0.0 else nn.Identity()
+        self.memory_lean = True
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not torch.jit.is_scripting():  # noqa: SIM102 (TorchScript skips only this exact test)
+            if self._lean(x):
+                return self._forward_lean(x)
         x = x + self.drop_path1(self.mixer(self.norm1(x)))
         x = x + self.drop_path2(self.mlp(self.norm2(x)))
         return x
+
+    @torch.jit.unused
+    def _lean(self, x: torch.Tensor) -> bool:
+        """Training in eager mode with BatchNorm: use :mod:`vast.ops.recompute` (less memory)."""
+        if not (self.memory_lean and torch.is_grad_enabled()) or in_graph_mode(x):
+            return False
+        norms = (self.norm1, self.norm2)
+        if not all(isinstance(n, ChannelsLastBatchNorm) and lean_norm_supported(n.bn) for n in norms):
+            return False
+        mlp = self.mlp
+        gelu = isinstance(mlp.act, nn.GELU) and mlp.act.approximate == "none"
+        return gelu and isinstance(mlp.norm, nn.Identity) and mlp.drop1.p == 0.0
+
+    @torch.jit.unused
+    def _forward_lean(self, x: torch.Tensor) -> torch.Tensor:
+        """The same function as ``forward``; BatchNorm and GELU outputs are recomputed in backward."""
+        mixer = self.mixer
+        outs = norm_linears(x, self.norm1.bn, mixer.input_projections())
+        if isinstance(mixer.affine, DynamicAffine):
+            modulation = mixer.affine.modulation_from(outs[1])
+        else:
+            modulation = mixer.affine.modulation(x)  # static or none: independent of the input
+        x = x + self.drop_path1(mixer.mix(outs[0], modulation))
+        (hidden,) = norm_linears(x, self.norm2.bn, [self.mlp.fc1])
+        return x + self.drop_path2(self.mlp.drop2(gelu_linear(hidden, self.mlp.fc2)))
 
 
 def _fold_norm(linear: nn.Linear | PackedLinear, norm: nn.Module) -> tuple[torch.Tensor, torch.Tensor]:
@@ -333,6 +375,7 @@ class PatchMerging(nn.Module):
         super().__init__()
         self.norm = nn.LayerNorm(4 * dim)
         self.reduction = nn.Linear(4 * dim, out_dim, bias=False)
+        self.memory_lean = True
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         # An odd height or width gets one zero row / column (as Swin), so 112 x 112 inputs work.
@@ -340,7 +383,16 @@ class PatchMerging(nn.Module):
         x = torch.cat(
             [x[:, :, 0::2, 0::2], x[:, :, 1::2, 0::2], x[:, :, 0::2, 1::2], x[:, :, 1::2, 1::2]], dim=-1
         )
+        if not torch.jit.is_scripting():  # noqa: SIM102 (TorchScript skips only this exact test)
+            if self._lean(x):
+                return layer_norm_linear(x, self.norm, self.reduction)
         return self.reduction(self.norm(x))
+
+    @torch.jit.unused
+    def _lean(self, x: torch.Tensor) -> bool:
+        """Training in eager mode: the LayerNorm output is recomputed in backward, not stored."""
+        plain = self.memory_lean and isinstance(self.norm, nn.LayerNorm) and isinstance(self.reduction, nn.Linear)
+        return plain and torch.is_grad_enabled() and not in_graph_mode(x) and x.requires_grad
 
 
 class AffineShiftStage(nn.Module):
@@ -493,6 +545,14 @@ class AffineShiftTransformer(nn.Module):
                 (r"^norm", (99999,)),
             ],
         )
+
+    @torch.jit.ignore
+    def set_memory_lean(self, enable: bool = True) -> None:
+        """Recompute BatchNorm and GELU outputs in the backward pass instead of storing them (on by
+        default; training in eager mode with BatchNorm only, see :mod:`vast.ops.recompute`)."""
+        for module in self.modules():
+            if isinstance(module, (AffineShiftBlock, PatchMerging)):
+                module.memory_lean = enable
 
     @torch.jit.ignore
     def set_grad_checkpointing(self, enable: bool = True) -> None:
