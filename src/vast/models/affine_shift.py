@@ -246,7 +246,7 @@ class AffineShiftBlock(nn.Module):
     @torch.jit.unused
     def _lean(self, x: torch.Tensor) -> bool:
         """Training in eager mode with BatchNorm: use :mod:`vast.ops.recompute` (less memory)."""
-        if not (self.memory_lean and torch.is_grad_enabled()) or in_graph_mode(x):
+        if not (self.memory_lean and torch.is_grad_enabled()) or in_graph_mode(x) or _autocast_on(x):
             return False
         norms = (self.norm1, self.norm2)
         if not all(isinstance(n, ChannelsLastBatchNorm) and lean_norm_supported(n.bn) for n in norms):
@@ -267,6 +267,12 @@ class AffineShiftBlock(nn.Module):
         x = x + self.drop_path1(mixer.mix(outs[0], modulation))
         (hidden,) = norm_linears(x, self.norm2.bn, [self.mlp.fc1])
         return x + self.drop_path2(self.mlp.drop2(gelu_linear(hidden, self.mlp.fc2)))
+
+
+def _autocast_on(x: torch.Tensor) -> bool:
+    """The memory-lean functions compute in the input's dtype and know nothing of autocast (mixed
+    precision); under autocast the plain modules run instead."""
+    return torch.is_autocast_enabled(x.device.type)
 
 
 def _fold_norm(linear: nn.Linear | PackedLinear, norm: nn.Module) -> tuple[torch.Tensor, torch.Tensor]:
@@ -392,7 +398,8 @@ class PatchMerging(nn.Module):
     def _lean(self, x: torch.Tensor) -> bool:
         """Training in eager mode: the LayerNorm output is recomputed in backward, not stored."""
         plain = self.memory_lean and isinstance(self.norm, nn.LayerNorm) and isinstance(self.reduction, nn.Linear)
-        return plain and torch.is_grad_enabled() and not in_graph_mode(x) and x.requires_grad
+        lean = plain and torch.is_grad_enabled() and not in_graph_mode(x) and not _autocast_on(x)
+        return lean and x.requires_grad
 
 
 class AffineShiftStage(nn.Module):
