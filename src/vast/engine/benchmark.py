@@ -42,6 +42,7 @@ from tqdm import tqdm
 
 from vast.errors import ConfigError, InputShapeError, UnknownModelError
 from vast.models import count_flops, create_model, list_models
+from vast.ops.linear import onednn_linear_available
 
 _logger = logging.getLogger(__name__)
 
@@ -68,6 +69,7 @@ RESULT_COLUMNS = (
     "train_peak_mb",
     "train_mb_per_gmac",
     "compile_s",
+    "shift_pct",
 )
 SCALING_COLUMNS = (
     "model",
@@ -110,6 +112,17 @@ class ModelSpec:
         return self.name in list_models()
 
     @property
+    def fused(self) -> bool:
+        """A VAST model rebuilt with ``fuse_for_inference`` (option ``fused=True``): inference only."""
+        return bool(dict(self.options).get("fused", False))
+
+    @property
+    def unfused(self) -> ModelSpec:
+        """The same row without ``fused`` (the trained model: its params and GMACs)."""
+        options = tuple((k, v) for k, v in self.options if k != "fused")
+        return dataclasses.replace(self, options=options)
+
+    @property
     def model_label(self) -> str:
         if not self.options:
             return self.name
@@ -131,7 +144,7 @@ class BenchSettings:
     device: str = "cpu"
     dtype: str = "fp32"
     threads: int | None = None
-    compile: bool = False
+    compile: bool = False  # torch.compile (inductor, frozen weights) for the timed passes
     channels_last: bool = False
     warmup: int = 2
     repeats: int = 5
@@ -165,6 +178,7 @@ class BenchResult:
     train_peak_mb: float | None = None
     train_mb_per_gmac: float | None = None
     compile_s: float | None = None
+    shift_pct: float | None = None
 
     def row(self) -> dict[str, Any]:
         return {c: getattr(self, c) for c in RESULT_COLUMNS}
@@ -337,7 +351,10 @@ def machine_info(device: torch.device) -> dict[str, Any]:
 
 def _build(spec: ModelSpec) -> nn.Module:
     if spec.is_vast:
-        return create_model(spec.name, num_classes=400, **dict(spec.options))
+        options = dict(spec.options)
+        fused = bool(options.pop("fused", False))
+        model = create_model(spec.name, num_classes=400, **options)
+        return model.eval().fuse_for_inference() if fused else model
     import torchvision
 
     return torchvision.models.get_model(spec.name, weights=None, num_classes=400)
@@ -362,10 +379,24 @@ def make_input(
     return x.contiguous(memory_format=torch.channels_last_3d) if channels_last else x
 
 
-def compile_model(model: nn.Module) -> Callable[[torch.Tensor], torch.Tensor]:
-    """``torch.compile`` for inference: inductor with weight freezing (constant weights let it pre-pack
-    them for oneDNN and fuse the bias and activation into the matmul)."""
-    return torch.compile(model, options={"freezing": True})
+def compile_model(model: nn.Module, example: torch.Tensor | None = None) -> Callable[[torch.Tensor], torch.Tensor]:
+    """``torch.compile`` for inference, with inductor's weight ``freezing`` (weights become constants
+    that it can fold and pre-pack), set around every call since compilation happens on the first one.
+
+    ``example`` is run once in eager mode first, so that layers that pack their weights lazily (a
+    fused VAST model's :class:`~vast.ops.linear.PackedLinear`) have done so before tracing.
+    """
+    from torch._inductor import config
+
+    if example is not None:
+        _inference(model, example)()
+    compiled = torch.compile(model)
+
+    def run(x: torch.Tensor) -> torch.Tensor:
+        with config.patch(freezing=True):
+            return compiled(x)
+
+    return run
 
 
 def _sync(device: torch.device) -> Callable[[], None]:
@@ -405,13 +436,19 @@ def interleaved_times(
     return times
 
 
-def matmul_runner(device: torch.device, dtype: torch.dtype, size: int) -> tuple[Callable[[], Any], float]:
-    """A square ``size`` matmul into a preallocated output and its multiply-adds (in G)."""
+def matmul_runners(device: torch.device, dtype: torch.dtype, size: int) -> tuple[dict[str, Callable[[], Any]], float]:
+    """Square ``size`` matmuls and their multiply-adds (in G): ``torch.mm`` into a preallocated output
+    (the BLAS: MKL on x86 CPUs, cuBLAS on GPUs) and, on a CPU with oneDNN, oneDNN's inner product with
+    a pre-packed weight. The faster one is the machine's matmul rate that models are compared with."""
     gen = torch.Generator().manual_seed(0)
     a = torch.randn(size, size, generator=gen).to(device=device, dtype=dtype)
     b = torch.randn(size, size, generator=gen).to(device=device, dtype=dtype)
     out = torch.empty(size, size, device=device, dtype=dtype)
-    return (lambda: torch.mm(a, b, out=out)), size**3 / 1e9
+    runners: dict[str, Callable[[], Any]] = {"matmul blas": lambda: torch.mm(a, b, out=out)}
+    if device.type == "cpu" and onednn_linear_available():
+        packed = torch.ops.mkldnn._reorder_linear_weight(b.t().contiguous())
+        runners["matmul onednn"] = lambda: torch.ops.mkldnn._linear_pointwise(a, packed, None, "none", [], "")
+    return runners, size**3 / 1e9
 
 
 # --------------------------------------------------------------------------------------------------
@@ -562,7 +599,8 @@ class _Runners:
         if spec.model_label not in self.models:
             model = build_model(spec, self.device, self.dtype, self.settings.channels_last)
             self.models[spec.model_label] = model
-            self.callables[spec.model_label] = compile_model(model) if self.settings.compile else model
+            example = make_input(spec, self.device, self.dtype, channels_last=self.settings.channels_last)
+            self.callables[spec.model_label] = compile_model(model, example) if self.settings.compile else model
         return self.models[spec.model_label]
 
     def runner(self, spec: ModelSpec, batch: int = 1) -> Callable[[], Any]:
@@ -600,20 +638,27 @@ def run_benchmark(specs: Sequence[ModelSpec], settings: BenchSettings) -> BenchR
         raise ConfigError("nothing to benchmark: give at least one model")
     with _threads(settings.threads):
         sync = _sync(device)
-        flops = {spec.key: count_flops(_meta_model(spec), spec.input_shape) for spec in specs}
+        flops = {spec.key: count_flops(_meta_model(spec.unfused), spec.input_shape) for spec in specs}
         bar = tqdm(total=_total_passes(specs, settings), desc="bench", unit="pass", disable=not settings.progress)
         pool = _Runners(settings, device, dtype)
         runners = {spec.key: pool.runner(spec) for spec in specs}
-        runners["matmul"], matmul_gmacs = matmul_runner(device, dtype, settings.matmul_size)
+        matmuls, matmul_gmacs = matmul_runners(device, dtype, settings.matmul_size)
+        runners.update(matmuls)
+        shift_runners = {} if settings.compile else _shift_runners(specs, pool, device, dtype, settings)
+        runners.update(shift_runners)
         times, first_call = _warm_and_time(runners, settings, sync, bar)
-        matmul_rate = matmul_gmacs / statistics.median(times.pop("matmul"))
+        matmul_rates = {key: matmul_gmacs / statistics.median(times.pop(key)) for key in matmuls}
+        matmul_rate = max(matmul_rates.values())
+        shift_s = {key: statistics.median(times.pop(key)) for key in shift_runners}
         throughput = _throughput(specs, settings, pool, flops, sync, bar)
         results = [
             _result(spec, flops[spec.key], times[spec.key], matmul_rate, throughput.get(spec.key)) for spec in specs
         ]
-        if settings.compile:
-            for spec, result in zip(specs, results):
+        for spec, result in zip(specs, results):
+            if settings.compile:
                 result.compile_s = first_call[spec.key]
+            if f"shift {spec.key}" in shift_s:
+                result.shift_pct = 100.0 * shift_s[f"shift {spec.key}"] / (result.latency_ms / 1e3)
         del runners, pool
         _release(device)
         if settings.memory:
@@ -622,9 +667,53 @@ def run_benchmark(specs: Sequence[ModelSpec], settings: BenchSettings) -> BenchR
     return BenchReport(
         results=results,
         matmul_gmacs_per_s=matmul_rate,
-        settings=dict(dataclasses.asdict(settings), matmul_gmacs=matmul_gmacs),
+        settings=dict(dataclasses.asdict(settings), matmul_gmacs=matmul_gmacs, matmul_rates=matmul_rates),
         machine=machine_info(device),
     )
+
+
+def _shift_runners(
+    specs: Sequence[ModelSpec], pool: _Runners, device: torch.device, dtype: torch.dtype, settings: BenchSettings
+) -> dict[str, Callable[[], Any]]:
+    """For each VAST row, every token shift of one forward pass replayed on its own (same shapes and
+    strides, fresh data): its time over the forward's is the shift's share of the forward pass."""
+    runners = {}
+    for spec in specs:
+        if not spec.is_vast:
+            continue
+        x = make_input(spec, device, dtype, channels_last=settings.channels_last)
+        calls = _shift_calls(pool.model(spec), x)
+        runners[f"shift {spec.key}"] = _shift_replay(calls)
+    return runners
+
+
+def _shift_calls(model: nn.Module, x: torch.Tensor) -> list[tuple[nn.Module, torch.Tensor]]:
+    """The token-shift modules called in one forward pass, each with a fresh tensor shaped and
+    strided like its input."""
+    from vast.ops.shift import TokenShift
+
+    calls: list[tuple[nn.Module, torch.Tensor]] = []
+
+    def record(module: nn.Module, args: tuple[torch.Tensor, ...]) -> None:
+        t = args[0]
+        calls.append((module, torch.empty_strided(t.shape, t.stride(), dtype=t.dtype, device=t.device).normal_()))
+
+    hooks = [m.register_forward_pre_hook(record) for m in model.modules() if isinstance(m, TokenShift)]
+    try:
+        _inference(model, x)()
+    finally:
+        for hook in hooks:
+            hook.remove()
+    return calls
+
+
+def _shift_replay(calls: list[tuple[nn.Module, torch.Tensor]]) -> Callable[[], None]:
+    def run() -> None:
+        with torch.inference_mode():
+            for module, x in calls:
+                module(x)
+
+    return run
 
 
 def _result(
@@ -706,7 +795,7 @@ def _measure_memory(
         del model, x
         _release(device)
         bar.update()
-        if settings.train_memory:
+        if settings.train_memory and not spec.fused:
             result.train_peak_mb = training_peak(spec, device, dtype, settings.channels_last) / _MB
             result.train_mb_per_gmac = result.train_peak_mb / result.gmacs
             bar.update()
@@ -822,6 +911,7 @@ def format_results(report: BenchReport, markdown: bool = False) -> str:
         "infer MiB",
         "train MiB",
         "train MiB/GMAC",
+        "shift %",
     )
     lines = []
     for r in report.results:
@@ -839,13 +929,13 @@ def format_results(report: BenchReport, markdown: bool = False) -> str:
                 _fmt(r.infer_peak_mb, 0),
                 _fmt(r.train_peak_mb, 0),
                 _fmt(r.train_mb_per_gmac),
+                _fmt(r.shift_pct),
             )
         )
-    size = report.settings.get("matmul_size")
-    lines.append(
-        (f"matmul {size}^3", "-", "-", _fmt(report.settings.get("matmul_gmacs")), "-",
-         _fmt(report.matmul_gmacs_per_s), "100", "-", "-", "-", "-")
-    )  # fmt: skip
+    size, gmacs = report.settings.get("matmul_size"), report.settings.get("matmul_gmacs")
+    for name, rate in (report.settings.get("matmul_rates") or {"matmul": report.matmul_gmacs_per_s}).items():
+        pct = 100.0 * rate / report.matmul_gmacs_per_s
+        lines.append((f"{name} {size}^3", "-", "-", _fmt(gmacs), "-", _fmt(rate), _fmt(pct, 0), *["-"] * 5))
     return _table(header, lines, markdown)
 
 

@@ -7,7 +7,9 @@ more pass over memory. oneDNN's inner-product primitive takes the weight once re
 blocked layout and applies the bias, GELU or a residual addition as post-ops while the output is still
 in cache. On the 2-core AMD EPYC (Zen 4) of docs/benchmarks.md it also reaches a higher matmul rate
 than MKL, whose AVX-512 kernels are not used on AMD CPUs. This is what ``torch.compile`` does for
-bf16 with frozen weights; for fp32 on x86 it keeps MKL.
+bf16 with frozen weights; for fp32 on x86 it keeps MKL. Under ``torch.compile`` with inductor's
+``freezing`` (weights as constants, as ``vast bench --compile`` sets) a layer that has already run once
+in eager mode keeps its packed oneDNN weight, and inductor fuses the element-wise work around it.
 
 The oneDNN ops (``torch.ops.mkldnn._linear_pointwise`` and ``_reorder_linear_weight``) are the
 private ones inductor emits; where they are missing (a build without oneDNN, another device) the layer
@@ -33,6 +35,15 @@ def onednn_linear_available() -> bool:
         and hasattr(ops, "_linear_pointwise")
         and hasattr(ops, "_reorder_linear_weight")
     )
+
+
+def _inductor_freezing() -> bool:
+    """Whether torch.compile's inductor freezes weights into constants (``freezing=True``)."""
+    try:
+        from torch._inductor import config
+    except ImportError:
+        return False
+    return bool(config.freezing)
 
 
 class PackedLinear(nn.Module):
@@ -62,11 +73,13 @@ class PackedLinear(nn.Module):
         return y if residual is None else y + residual
 
     def _onednn(self, x: torch.Tensor, residual: torch.Tensor | None) -> bool:
+        if isinstance(x, torch.fx.Proxy) or torch.jit.is_tracing():
+            return False
+        if torch.compiler.is_compiling() and not (_inductor_freezing() and self._packed):
+            return False  # inductor takes the packed weight only as a frozen constant, packed beforehand
         if x.device.type != "cpu" or x.requires_grad or not onednn_linear_available():
             return False
         if x.dtype not in (torch.float32, torch.bfloat16) or x.dtype != self.weight.dtype:
-            return False
-        if isinstance(x, torch.fx.Proxy) or torch.jit.is_tracing() or torch.compiler.is_compiling():
             return False
         return residual is None or (residual.is_contiguous() and self.activation == "none")
 
