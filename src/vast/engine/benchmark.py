@@ -885,6 +885,65 @@ def run_scaling(points: Sequence[tuple[str, ModelSpec]], settings: BenchSettings
 
 
 # --------------------------------------------------------------------------------------------------
+# torch.compile against eager
+# --------------------------------------------------------------------------------------------------
+
+
+COMPILE_COLUMNS = ("model", "input", "eager_ms", "compiled_ms", "speedup", "max_abs_diff", "compile_s")
+
+
+def run_compile_comparison(specs: Sequence[ModelSpec], settings: BenchSettings) -> list[dict[str, Any]]:
+    """Eager and ``torch.compile`` (see :func:`compile_model`) latency of each spec, interleaved in one
+    loop, with the largest absolute difference between their outputs."""
+    device, dtype = resolve_device(settings.device), resolve_dtype(settings.dtype)
+    rows = []
+    with _threads(settings.threads):
+        sync = _sync(device)
+        bar = tqdm(total=len(specs) * 2 * (settings.warmup + settings.repeats), desc="compile", unit="pass",
+                   disable=not settings.progress)  # fmt: skip
+        runners, diffs, compile_s = {}, {}, {}
+        for spec in specs:
+            bar.set_postfix_str(f"compile {spec.key}", refresh=True)
+            model = build_model(spec, device, dtype, settings.channels_last)
+            x = make_input(spec, device, dtype, channels_last=settings.channels_last)
+            compiled = compile_model(model, x)
+            start = time.perf_counter()
+            with torch.inference_mode():
+                out = compiled(x)
+                sync()
+                compile_s[spec.key] = time.perf_counter() - start
+                diffs[spec.key] = float((out.float() - model(x).float()).abs().max())
+            runners[f"eager {spec.key}"] = _inference(model, x)
+            runners[f"compiled {spec.key}"] = _inference(compiled, x)
+        times, _ = _warm_and_time(runners, settings, sync, bar)
+        bar.close()
+    for spec in specs:
+        eager, compiled = (statistics.median(times[f"{kind} {spec.key}"]) for kind in ("eager", "compiled"))
+        rows.append(
+            dict(
+                model=spec.model_label,
+                input=spec.input_label,
+                eager_ms=eager * 1e3,
+                compiled_ms=compiled * 1e3,
+                speedup=eager / compiled,
+                max_abs_diff=diffs[spec.key],
+                compile_s=compile_s[spec.key],
+            )
+        )
+    return rows
+
+
+def format_compile(rows: Sequence[dict[str, Any]], markdown: bool = False) -> str:
+    header = ("model", "input TxHxW", "eager ms", "compiled ms", "speedup", "max |diff|", "compile s")
+    lines = [
+        (r["model"], r["input"], _fmt(r["eager_ms"], 0), _fmt(r["compiled_ms"], 0), _fmt(r["speedup"], 2),
+         f"{r['max_abs_diff']:.1e}", _fmt(r["compile_s"], 0))
+        for r in rows
+    ]  # fmt: skip
+    return _table(header, lines, markdown)
+
+
+# --------------------------------------------------------------------------------------------------
 # Tables and files
 # --------------------------------------------------------------------------------------------------
 
