@@ -272,7 +272,8 @@ class AffineShiftBlock(nn.Module):
 def _autocast_on(x: torch.Tensor) -> bool:
     """The memory-lean functions compute in the input's dtype and know nothing of autocast (mixed
     precision); under autocast the plain modules run instead."""
-    return torch.is_autocast_enabled(x.device.type)
+    device = x.device.type
+    return device in ("cpu", "cuda", "xpu", "mps") and torch.is_autocast_enabled(device)
 
 
 def _fold_norm(linear: nn.Linear | PackedLinear, norm: nn.Module) -> tuple[torch.Tensor, torch.Tensor]:
