@@ -170,8 +170,9 @@ class _EagerShift(torch.autograd.Function):
         return _EagerShift.apply(grad, _adjoint(ctx.plan)), None
 
 
-def _graph_mode(x: torch.Tensor) -> bool:
-    """Whether ``x`` flows through a tracer, exporter or compiler (which need the graph form)."""
+def in_graph_mode(x: torch.Tensor) -> bool:
+    """Whether ``x`` flows through a tracer, exporter or compiler: code that mutates tensors or runs
+    custom autograd functions must then take its plain, traceable form."""
     if torch.jit.is_scripting() or torch.jit.is_tracing() or isinstance(x, torch.fx.Proxy):
         return True
     is_exporting = getattr(torch.compiler, "is_exporting", None)
@@ -183,7 +184,7 @@ def _shift(x: torch.Tensor, spatial: int, temporal: int, causal: bool) -> torch.
     if spatial == 0 and temporal == 0:
         return x
     if not torch.jit.is_scripting():  # noqa: SIM102 (TorchScript skips only this exact test)
-        if not _graph_mode(x):
+        if not in_graph_mode(x):
             return _EagerShift.apply(x, _plan(x.shape[-1], spatial, temporal, causal))
     return _shift_graph(x, spatial, temporal, causal)
 
