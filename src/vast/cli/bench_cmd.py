@@ -28,7 +28,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="add torchvision swin3d_t, mvit_v2_s, r2plus1d_18, s3d at the common input and at their weights' input",
     )
     parser.add_argument("--scaling", action="store_true", help="sweep frames (4-32) and size (112-320) instead")
-    parser.add_argument("--quick", action="store_true", help="fewer repeats and rows: about a minute on 2 cores")
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help="3 repeats, common input only, no training step: under a minute on 2 cores (with --peers)",
+    )
     parser.add_argument("--device", default="cpu", help="cpu or cuda[:N] (default cpu)")
     parser.add_argument("--dtype", default="fp32", help="fp32 or bf16 (default fp32)")
     parser.add_argument("--threads", type=int, help="torch intra-op threads (default: torch's)")
@@ -73,8 +77,8 @@ def run(args: argparse.Namespace) -> int:
     )
     if args.quick:
         settings.warmup, settings.repeats, settings.row_budget_s = 1, 3, 3.0
-        settings.throughput_batch, settings.throughput_repeats = min(args.batch, 2), 2
-        settings.matmul_size = 2048
+        settings.throughput_batch, settings.throughput_repeats = min(args.batch, 2), 1
+        settings.matmul_size, settings.train_memory = 2048, False
     settings.repeats = args.repeats or settings.repeats
     settings.warmup = settings.warmup if args.warmup is None else args.warmup
     bench.resolve_device(settings.device)  # bad values fail before any model is built

@@ -148,7 +148,7 @@ class BenchSettings:
     channels_last: bool = False
     warmup: int = 2
     repeats: int = 5
-    row_budget_s: float = 8.0  # heavy rows get fewer repeats (never fewer than 3)
+    row_budget_s: float = 8.0  # seconds per row and phase: heavy rows get fewer repeats (at least 3)
     throughput_batch: int = 4
     throughput_gmacs_budget: float = 160.0  # a row of more GMACs per clip is timed at a batch of 2
     throughput_repeats: int = 3
@@ -772,8 +772,13 @@ def _throughput(
         bar.set_postfix_str(f"batch {batches[key]} {key}", refresh=False)
         bar.update()
 
-    interleaved_times(runners, dict.fromkeys(runners, 1), sync, advance)  # warm-up (and compile)
-    times = interleaved_times(runners, dict.fromkeys(runners, settings.throughput_repeats), sync, advance)
+    for _ in range(max(1, settings.warmup - 1, 2 if settings.compile else 1)):  # warm-up (and recompiles)
+        first = interleaved_times(runners, dict.fromkeys(runners, 1), sync, advance)
+    counts = {  # as many timed passes as the row budget allows, at least one
+        key: max(1, min(settings.throughput_repeats, int(settings.row_budget_s / max(t[0], 1e-9))))
+        for key, t in first.items()
+    }
+    times = interleaved_times(runners, counts, sync, advance)
     return {key: (batches[key], batches[key] / statistics.median(t)) for key, t in times.items()}
 
 
@@ -785,7 +790,9 @@ def _measure_memory(
     dtype: torch.dtype,
     bar: tqdm,
 ) -> None:
-    """Inference and training peaks, one model at a time, eager (what a user's training loop runs)."""
+    """Inference and training peaks, one model at a time, eager (what a user's training loop runs).
+    Training is measured at the inputs of the comparison (``note != "weights"``): a step of the heavy
+    weights-input clips (s3d's 128 frames) would take most of the run's time and many GB."""
     for spec, result in zip(specs, results):
         bar.set_postfix_str(f"memory {spec.key}", refresh=False)
         model = build_model(spec, device, dtype, settings.channels_last)
@@ -795,7 +802,7 @@ def _measure_memory(
         del model, x
         _release(device)
         bar.update()
-        if settings.train_memory and not spec.fused:
+        if settings.train_memory and not spec.fused and spec.note != "weights":
             result.train_peak_mb = training_peak(spec, device, dtype, settings.channels_last) / _MB
             result.train_mb_per_gmac = result.train_peak_mb / result.gmacs
             bar.update()
