@@ -85,3 +85,30 @@ def test_gradcheck():
 def test_sync_batchnorm_is_refused():
     with pytest.raises(TypeError, match="plain BatchNorm1d"):
         norm_linears(torch.randn(2, 4), nn.SyncBatchNorm(4), [nn.Linear(4, 4)])
+
+
+@pytest.mark.parametrize("video", [True, False])
+def test_patch_embed_norm_matches_convolution_then_layer_norm(video):
+    from vast.ops.recompute import patch_embed_norm
+
+    conv = (nn.Conv3d(3, 8, (2, 4, 4), (2, 4, 4)) if video else nn.Conv2d(3, 8, 4, 4)).double()
+    norm = nn.LayerNorm(8).double()
+    with torch.no_grad():
+        norm.weight.uniform_(0.5, 1.5)
+        norm.bias.normal_()
+    shape = (2, 3, 4, 8, 12) if video else (2, 3, 8, 12)
+    x = torch.randn(shape, dtype=torch.float64, requires_grad=True)
+    params = [x, conv.weight, conv.bias, norm.weight, norm.bias]
+    out = patch_embed_norm(x, conv, norm)
+    grad = torch.randn_like(out)
+    out.backward(grad)
+    lean_grads = _grads(*params)
+    for p in params:
+        p.grad = None
+    y = conv(x)
+    tokens = y.permute(0, 2, 3, 4, 1) if video else y.permute(0, 2, 3, 1).unsqueeze(1)
+    ref = norm(tokens)
+    ref.backward(grad)
+    torch.testing.assert_close(out, ref, **TOL)
+    for got, want in zip(lean_grads, _grads(*params)):
+        torch.testing.assert_close(got, want, **TOL)

@@ -38,7 +38,13 @@ from torch import nn
 from vast.errors import ConfigError, InputShapeError
 from vast.models.registry import register_model
 from vast.ops.linear import PackedLinear
-from vast.ops.recompute import gelu_linear, layer_norm_linear, lean_norm_supported, norm_linears
+from vast.ops.recompute import (
+    gelu_linear,
+    layer_norm_linear,
+    lean_norm_supported,
+    norm_linears,
+    patch_embed_norm,
+)
 from vast.ops.shift import TokenShift, in_graph_mode
 
 __all__ = [
@@ -362,14 +368,25 @@ class PatchEmbed(nn.Module):
         else:
             self.proj = nn.Conv2d(in_chans, dim, kernel_size=patch_size, stride=patch_size)
         self.norm = nn.LayerNorm(dim)
+        self.memory_lean = True
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not torch.jit.is_scripting():  # noqa: SIM102 (TorchScript skips only this exact test)
+            if self._lean(x):
+                return patch_embed_norm(x, self.proj, self.norm)
         x = self.proj(x)
         if self.video:
             x = x.permute(0, 2, 3, 4, 1)  # (B, C, T, H, W) -> (B, T, H, W, C)
         else:
             x = x.permute(0, 2, 3, 1).unsqueeze(1)  # (B, C, H, W) -> (B, 1, H, W, C)
         return self.norm(x)
+
+    @torch.jit.unused
+    def _lean(self, x: torch.Tensor) -> bool:
+        """Training in eager mode: the convolution is recomputed in backward, its output not stored."""
+        if not self.memory_lean or not torch.is_grad_enabled() or in_graph_mode(x) or _autocast_on(x):
+            return False
+        return self.proj.weight.requires_grad and isinstance(self.norm, nn.LayerNorm)
 
 
 class PatchMerging(nn.Module):
@@ -559,7 +576,7 @@ class AffineShiftTransformer(nn.Module):
         """Recompute BatchNorm and GELU outputs in the backward pass instead of storing them (on by
         default; training in eager mode with BatchNorm only, see :mod:`vast.ops.recompute`)."""
         for module in self.modules():
-            if isinstance(module, (AffineShiftBlock, PatchMerging)):
+            if isinstance(module, (AffineShiftBlock, PatchMerging, PatchEmbed)):
                 module.memory_lean = enable
 
     @torch.jit.ignore

@@ -8,6 +8,9 @@ tensors). Here BatchNorm and GELU are fused with the linear layers that consume 
 * :func:`norm_linears` runs ``BatchNorm -> Linear_1 ... Linear_k`` and saves only the norm's input and
   statistics; the normalised tensor is rebuilt in the backward pass (one ``addcmul``);
 * :func:`layer_norm_linear` does the same for ``LayerNorm -> Linear`` (patch merging);
+* :func:`patch_embed_norm` runs the patch embedding (a non-overlapping convolution) and its LayerNorm
+  and saves only the clip, which the caller holds anyway; the convolution (the model's smallest
+  matmul, 48 or 96 inputs per token) is recomputed in the backward pass;
 * :func:`gelu_linear` runs ``GELU -> Linear`` and saves only the GELU input.
 
 The matmuls are never recomputed, only one element-wise pass each. The gradients are those of
@@ -188,3 +191,78 @@ def layer_norm_linear(x: torch.Tensor, norm: nn.LayerNorm, linear: nn.Linear) ->
     if len(norm.normalized_shape) != 1 or norm.weight is None or norm.bias is None:
         raise TypeError(f"layer_norm_linear needs an affine LayerNorm over the last dimension, got {norm!r}")
     return _LayerNormLinear.apply(x, norm.weight, norm.bias, norm.eps, linear.weight, linear.bias)
+
+
+def _tokens(y: torch.Tensor) -> torch.Tensor:
+    """Channels-first convolution output to contiguous channels-last tokens (B, T, H, W, C)."""
+    if y.dim() == 4:  # an image: (B, C, H, W) -> (B, 1, H, W, C)
+        return y.permute(0, 2, 3, 1).unsqueeze(1).contiguous()
+    return y.permute(0, 2, 3, 4, 1).contiguous()
+
+
+def _conv(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, stride: list[int]) -> torch.Tensor:
+    return (F.conv3d if x.dim() == 5 else F.conv2d)(x, weight, bias, stride)
+
+
+class _PatchEmbedNorm(torch.autograd.Function):
+    @staticmethod
+    def forward(
+        ctx: Ctx,
+        x: torch.Tensor,
+        weight: torch.Tensor,
+        bias: torch.Tensor | None,
+        stride: list[int],
+        norm_weight: torch.Tensor,
+        norm_bias: torch.Tensor,
+        eps: float,
+    ) -> torch.Tensor:
+        tokens = _tokens(_conv(x, weight, bias, stride))
+        out, mean, rstd = torch.native_layer_norm(tokens, [tokens.shape[-1]], norm_weight, norm_bias, eps)
+        ctx.save_for_backward(x, weight, bias, norm_weight, norm_bias, mean, rstd)
+        ctx.stride = stride
+        return out
+
+    @staticmethod
+    def backward(ctx: Ctx, grad: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
+        x, weight, bias, norm_weight, norm_bias, mean, rstd = ctx.saved_tensors
+        y = _conv(x, weight, bias, ctx.stride)  # recomputed: the convolution output is not stored
+        tokens = _tokens(y)
+        grad_tokens, grad_nw, grad_nb = torch.ops.aten.native_layer_norm_backward(
+            grad.contiguous(),
+            tokens,
+            [tokens.shape[-1]],
+            mean,
+            rstd,
+            norm_weight,
+            norm_bias,
+            [True, ctx.needs_input_grad[4], ctx.needs_input_grad[5]],
+        )
+        del tokens
+        if x.dim() == 5:
+            grad_y = grad_tokens.permute(0, 4, 1, 2, 3).contiguous()
+        else:
+            grad_y = grad_tokens.squeeze(1).permute(0, 3, 1, 2).contiguous()
+        spatial = x.dim() - 2
+        grad_x, grad_w, grad_b = torch.ops.aten.convolution_backward(
+            grad_y,
+            x,
+            weight,
+            None if bias is None else [bias.shape[0]],
+            ctx.stride,
+            [0] * spatial,
+            [1] * spatial,
+            False,
+            [0] * spatial,
+            1,
+            [ctx.needs_input_grad[0], ctx.needs_input_grad[1], bias is not None and ctx.needs_input_grad[2]],
+        )
+        return grad_x, grad_w, grad_b, None, grad_nw, grad_nb, None
+
+
+def patch_embed_norm(x: torch.Tensor, conv: nn.Conv2d | nn.Conv3d, norm: nn.LayerNorm) -> torch.Tensor:
+    """``norm(tokens(conv(x)))`` for a non-overlapping patch convolution (kernel = stride, no padding),
+    as channels-last tokens ``(B, T, H, W, C)`` (``T = 1`` for images), saving only ``x``, the weights
+    and the norm's statistics; the convolution is recomputed in the backward pass."""
+    if conv.kernel_size != conv.stride or any(conv.padding) or conv.groups != 1 or any(d != 1 for d in conv.dilation):
+        raise TypeError(f"patch_embed_norm needs a non-overlapping convolution (kernel = stride), got {conv!r}")
+    return _PatchEmbedNorm.apply(x, conv.weight, conv.bias, list(conv.stride), norm.weight, norm.bias, norm.eps)
