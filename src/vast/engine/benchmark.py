@@ -1069,23 +1069,26 @@ def plot_latency_vs_gmacs(report: BenchReport, path: str | Path) -> Path:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(7, 5))
-    for r in report.results:
+    fig, ax = plt.subplots(figsize=(8, 6))
+    for i, r in enumerate(report.results):
         colour = "tab:red" if r.model.startswith(("vast_", "ast_")) else "tab:blue"
         ax.scatter(r.gmacs, r.latency_ms, color=colour, zorder=3)
-        ax.annotate(f"{r.model} {r.input}", (r.gmacs, r.latency_ms), fontsize=7, xytext=(4, 3),
+        ax.annotate(f"{r.model} {r.input}", (r.gmacs, r.latency_ms), fontsize=7, xytext=(5, 6 - 12 * (i % 2)),
                     textcoords="offset points")  # fmt: skip
-    top = max(r.gmacs for r in report.results) * 1.1
-    ax.plot([0, top], [0, top / report.matmul_gmacs_per_s * 1e3], "--", color="grey",
-            label=f"matmul rate {report.matmul_gmacs_per_s:.0f} GMAC/s")  # fmt: skip
+    gmacs = [r.gmacs for r in report.results]
+    span = [min(gmacs) / 1.5, max(gmacs) * 1.5]
+    ax.plot(span, [g / report.matmul_gmacs_per_s * 1e3 for g in span], "--", color="grey",
+            label=f"at the matmul rate, {report.matmul_gmacs_per_s:.0f} GMAC/s")  # fmt: skip
     settings = report.settings
+    ax.set_xscale("log")
+    ax.set_yscale("log")
     ax.set_xlabel("GMACs per clip (torch.utils.flop_counter)")
     ax.set_ylabel("latency at batch 1 (ms)")
-    ax.set_title(f"{settings['device']} {settings['dtype']}, threads={settings.get('threads') or 'default'}"
-                 f"{', compiled' if settings.get('compile') else ''}", fontsize=9)  # fmt: skip
-    ax.set_xlim(left=0)
-    ax.set_ylim(bottom=0)
-    ax.grid(alpha=0.3)
+    compiled = ", compiled" if settings.get("compile") else ""
+    threads = settings.get("threads") or "default"
+    title = f"{settings['device']} {settings['dtype']}, threads={threads}{compiled}; red: VAST, blue: torchvision"
+    ax.set_title(title, fontsize=9)
+    ax.grid(alpha=0.3, which="both")
     ax.legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
