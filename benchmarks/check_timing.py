@@ -53,7 +53,8 @@ def main() -> None:
     print("|---|---|---|")
     for name, samples in times.items():
         ms = [t * 1e3 for t in samples]
-        print(f"| {name} | {statistics.median(ms):.0f} ({min(ms):.0f}-{max(ms):.0f}) | {bench.get(name, '-')} |")
+        reference = f"{bench[name]:.0f}" if name in bench else "-"
+        print(f"| {name} | {statistics.median(ms):.0f} ({min(ms):.0f}-{max(ms):.0f}) | {reference} |")
 
 
 if __name__ == "__main__":
