@@ -68,8 +68,8 @@ def report(model: torch.nn.Module, x: torch.Tensor, passes: int) -> None:
         dims = [s for s in e.input_shapes if len(s) == 2]
         if len(dims) < 2:
             continue
-        (m, k), w = dims[0], dims[1]
-        n = w[1] if e.key != "mkldnn::_linear_pointwise" and w[0] == k else w[0]
+        (m, k), w = dims[0], dims[-1]  # the weight comes last (after the residual of a fused add)
+        n = w[0] if e.key == "mkldnn::_linear_pointwise" else w[1]
         shapes[(m, k, n)][0] += e.self_cpu_time_total
         shapes[(m, k, n)][1] += e.count
     print("| matmul (tokens x in -> out) | GMAC per pass | ms per pass | GMAC/s |\n|---|---:|---:|---:|")

@@ -77,5 +77,16 @@ def test_fused_model_under_torch_compile(freezing, randomize):
     x = torch.randn(1, 3, 4, 32, 32)
     torch._dynamo.reset()
     with torch.inference_mode(), config.patch(freezing=freezing):
-        fused(x)  # packs the oneDNN weights, which frozen inductor graphs then take as constants
+        fused(x)  # eager first: the oneDNN weights are packed, which must not disturb the compiled graph
         torch.testing.assert_close(torch.compile(fused)(x), model(x), rtol=1e-4, atol=1e-5)
+
+
+def test_fused_model_compiles_to_one_graph(randomize):
+    """The oneDNN calls stay out of traced graphs: a graph break per layer would undo inductor's fusion."""
+    fused = randomize(vast.create_model("vast_nano", num_classes=10)).eval().fuse_for_inference()
+    x = torch.randn(1, 3, 4, 32, 32)
+    torch._dynamo.reset()
+    with torch.inference_mode():
+        fused(x)
+        explanation = torch._dynamo.explain(fused)(x)
+    assert (explanation.graph_count, explanation.graph_break_count) == (1, 0), explanation.break_reasons

@@ -6,17 +6,18 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from vast.ops.linear import PackedLinear, onednn_linear_available
+from vast.ops.linear import MIN_FEATURES_FOR_GELU_POST_OP, PackedLinear, onednn_linear_available
 
 torch.manual_seed(0)
 
 
 @pytest.mark.parametrize("activation", ["none", "gelu"])
 @pytest.mark.parametrize("bias", [True, False])
-def test_matches_f_linear(activation, bias):
-    weight, b = torch.randn(48, 24), torch.randn(48) if bias else None
+@pytest.mark.parametrize("in_features", [24, MIN_FEATURES_FOR_GELU_POST_OP])  # GELU apart / as a post-op
+def test_matches_f_linear(activation, bias, in_features):
+    weight, b = torch.randn(48, in_features), torch.randn(48) if bias else None
     layer = PackedLinear(weight, b, activation)
-    x = torch.randn(2, 3, 4, 5, 24)
+    x = torch.randn(2, 3, 4, 5, in_features)
     expected = F.linear(x, weight, b)
     expected = F.gelu(expected) if activation == "gelu" else expected
     with torch.inference_mode():

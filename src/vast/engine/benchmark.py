@@ -383,8 +383,8 @@ def compile_model(model: nn.Module, example: torch.Tensor | None = None) -> Call
     """``torch.compile`` for inference, with inductor's weight ``freezing`` (weights become constants
     that it can fold and pre-pack), set around every call since compilation happens on the first one.
 
-    ``example`` is run once in eager mode first, so that layers that pack their weights lazily (a
-    fused VAST model's :class:`~vast.ops.linear.PackedLinear`) have done so before tracing.
+    ``example``, if given, is run once in eager mode first (one-time work of the eager model, such as
+    packing a fused VAST model's oneDNN weights, is then not mistaken for compiled time).
     """
     from torch._inductor import config
 

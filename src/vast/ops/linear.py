@@ -7,9 +7,11 @@ more pass over memory. oneDNN's inner-product primitive takes the weight once re
 blocked layout and applies the bias, GELU or a residual addition as post-ops while the output is still
 in cache. On the 2-core AMD EPYC (Zen 4) of docs/benchmarks.md it also reaches a higher matmul rate
 than MKL, whose AVX-512 kernels are not used on AMD CPUs. This is what ``torch.compile`` does for
-bf16 with frozen weights; for fp32 on x86 it keeps MKL. Under ``torch.compile`` with inductor's
-``freezing`` (weights as constants, as ``vast bench --compile`` sets) a layer that has already run once
-in eager mode keeps its packed oneDNN weight, and inductor fuses the element-wise work around it.
+bf16 with frozen weights; for fp32 on x86 it keeps MKL.
+
+Under ``torch.compile`` the layer is plain ``F.linear`` (+ GELU, + residual): the oneDNN ops cannot
+run on Dynamo's fake tensors and each call would break the graph, while a whole graph lets inductor
+fuse the element-wise work and, with ``freezing``, pack the weights itself.
 
 The oneDNN ops (``torch.ops.mkldnn._linear_pointwise`` and ``_reorder_linear_weight``) are the
 private ones inductor emits; where they are missing (a build without oneDNN, another device) the layer
@@ -25,6 +27,10 @@ import torch.nn.functional as F
 from torch import nn
 
 ACTIVATIONS = ("none", "gelu")
+# Below this many input features oneDNN's GELU post-op costs more than a separate GELU pass: measured on
+# the 2-core Zen 4 of docs/benchmarks.md, 12544 x 96 -> 384 takes 10.5 ms fused and 6.5 ms as a matmul
+# then F.gelu, while from 192 inputs up the post-op is the faster one (4.9 against 5.1 ms at 192 -> 768).
+MIN_FEATURES_FOR_GELU_POST_OP = 128
 
 
 def onednn_linear_available() -> bool:
@@ -35,15 +41,6 @@ def onednn_linear_available() -> bool:
         and hasattr(ops, "_linear_pointwise")
         and hasattr(ops, "_reorder_linear_weight")
     )
-
-
-def _inductor_freezing() -> bool:
-    """Whether torch.compile's inductor freezes weights into constants (``freezing=True``)."""
-    try:
-        from torch._inductor import config
-    except ImportError:
-        return False
-    return bool(config.freezing)
 
 
 class PackedLinear(nn.Module):
@@ -73,10 +70,8 @@ class PackedLinear(nn.Module):
         return y if residual is None else y + residual
 
     def _onednn(self, x: torch.Tensor, residual: torch.Tensor | None) -> bool:
-        if isinstance(x, torch.fx.Proxy) or torch.jit.is_tracing():
+        if isinstance(x, torch.fx.Proxy) or torch.jit.is_tracing() or torch.compiler.is_compiling():
             return False
-        if torch.compiler.is_compiling() and not (_inductor_freezing() and self._packed):
-            return False  # inductor takes the packed weight only as a frozen constant, packed beforehand
         if x.device.type != "cpu" or x.requires_grad or not onednn_linear_available():
             return False
         if x.dtype not in (torch.float32, torch.bfloat16) or x.dtype != self.weight.dtype:
@@ -89,8 +84,10 @@ class PackedLinear(nn.Module):
         if residual is not None:
             other = residual.reshape(-1, self.out_features)
             y = torch.ops.mkldnn._linear_pointwise.binary(flat, other, weight, self.bias, "add")
-        elif self.activation == "gelu":
+        elif self.activation == "gelu" and self.in_features >= MIN_FEATURES_FOR_GELU_POST_OP:
             y = torch.ops.mkldnn._linear_pointwise(flat, weight, self.bias, "gelu", [], "none")
+        elif self.activation == "gelu":
+            y = F.gelu(torch.ops.mkldnn._linear_pointwise(flat, weight, self.bias, "none", [], ""))
         else:
             y = torch.ops.mkldnn._linear_pointwise(flat, weight, self.bias, "none", [], "")
         return y.reshape(*x.shape[:-1], self.out_features)
