@@ -110,3 +110,22 @@ def test_bad_names_options_devices_and_dtypes_raise_clear_errors():
     if not torch.cuda.is_available():
         with pytest.raises(ConfigError, match="no CUDA GPU"):
             bench.resolve_device("cuda")
+
+
+def test_interleaved_times_match_a_known_duration():
+    """Against time.sleep, an independent clock of known length: each pass is timed alone."""
+    import time
+
+    times = bench.interleaved_times({"a": lambda: time.sleep(0.02), "b": lambda: time.sleep(0.005)}, dict(a=3, b=3))
+    assert all(0.02 <= t < 0.06 for t in times["a"]) and all(0.005 <= t < 0.045 for t in times["b"])
+
+
+@pytest.mark.slow
+def test_compile_comparison_reports_speedup_and_output_difference():
+    specs = [bench.ModelSpec("vast_nano", TINY), bench.ModelSpec("vast_nano", TINY, (("fused", True),))]
+    rows = bench.run_compile_comparison(specs, _settings())
+    assert [r["model"] for r in rows] == ["vast_nano", "vast_nano:fused=True"]
+    for row in rows:
+        assert row["speedup"] == pytest.approx(row["eager_ms"] / row["compiled_ms"])
+        assert row["max_abs_diff"] < 1e-4 and row["compile_s"] > 0
+    assert "speedup" in bench.format_compile(rows, markdown=True)

@@ -21,7 +21,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
             "share of a plain matmul's rate. MODEL may carry VAST options: vast_tiny:t_patch=2."
         ),
     )
-    parser.add_argument("models", nargs="*", metavar="MODEL", help="default: vast_tiny vast_tiny:t_patch=2")
+    parser.add_argument(
+        "models", nargs="*", metavar="MODEL",
+        help="default: vast_tiny, vast_tiny:fused=True (fuse_for_inference), vast_tiny:t_patch=2,fused=True",
+    )
     parser.add_argument(
         "--peers",
         action="store_true",

@@ -48,7 +48,8 @@ _logger = logging.getLogger(__name__)
 
 PEERS = ("swin3d_t", "mvit_v2_s", "r2plus1d_18", "s3d")
 COMMON_INPUT = (1, 3, 8, 224, 224)
-DEFAULT_MODELS = ("vast_tiny", "vast_tiny:t_patch=2")
+# As trained, as deployed (``fuse_for_inference``), and as deployed at about swin3d_t's compute.
+DEFAULT_MODELS = ("vast_tiny", "vast_tiny:fused=True", "vast_tiny:t_patch=2,fused=True")
 DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16}
 SCALING_FRAMES = (4, 8, 16, 32)
 SCALING_SIZES = (112, 160, 224, 320)
@@ -1062,19 +1063,30 @@ def _write_csv(path: Path, columns: Sequence[str], rows: Sequence[dict[str, Any]
 
 
 def plot_latency_vs_gmacs(report: BenchReport, path: str | Path) -> Path:
-    """One point per model and input; the dashed line is the latency the machine's matmul rate
-    would give (``GMACs / matmul GMAC/s``), a floor for dense models."""
+    """One point per model and input, named in the legend (labels written beside the points collide when
+    models share a GMAC count); the dashed line is the latency at the machine's matmul rate
+    (``GMACs / matmul GMAC/s``), a floor for dense models."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(8, 6))
-    for i, r in enumerate(report.results):
-        colour = "tab:red" if r.model.startswith(("vast_", "ast_")) else "tab:blue"
-        ax.scatter(r.gmacs, r.latency_ms, color=colour, zorder=3)
-        ax.annotate(f"{r.model} {r.input}", (r.gmacs, r.latency_ms), fontsize=7, xytext=(5, 6 - 12 * (i % 2)),
-                    textcoords="offset points")  # fmt: skip
+    fig, ax = plt.subplots(figsize=(10, 6))
+    vast_colours = plt.get_cmap("Reds")
+    peer_colours = ("tab:blue", "tab:orange", "tab:green", "tab:purple", "tab:brown", "tab:cyan", "tab:olive")
+    vast_rows = [r for r in report.results if r.model.startswith(("vast_", "ast_"))]
+    peers = sorted({r.model for r in report.results} - {r.model for r in vast_rows})
+    markers = "o^sDvP*X"
+    for r in report.results:
+        if r in vast_rows:
+            i = vast_rows.index(r)
+            colour, marker = vast_colours(0.45 + 0.5 * i / max(len(vast_rows) - 1, 1)), markers[i % len(markers)]
+        else:
+            i = peers.index(r.model)
+            colour = peer_colours[i % len(peer_colours)]
+            marker = "o" if r.input == report.results[0].input else "s"  # square: another input than row 1
+        ax.scatter(r.gmacs, r.latency_ms, color=colour, marker=marker, s=60, zorder=3, edgecolors="black",
+                   linewidths=0.5, label=f"{r.model} @ {r.input} ({r.latency_ms:.0f} ms)")  # fmt: skip
     gmacs = [r.gmacs for r in report.results]
     span = [min(gmacs) / 1.5, max(gmacs) * 1.5]
     ax.plot(span, [g / report.matmul_gmacs_per_s * 1e3 for g in span], "--", color="grey",
@@ -1082,14 +1094,18 @@ def plot_latency_vs_gmacs(report: BenchReport, path: str | Path) -> Path:
     settings = report.settings
     ax.set_xscale("log")
     ax.set_yscale("log")
+    for axis in (ax.xaxis, ax.yaxis):
+        axis.set_major_locator(matplotlib.ticker.LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
+        axis.set_major_formatter(matplotlib.ticker.ScalarFormatter())
+        axis.set_minor_formatter(matplotlib.ticker.NullFormatter())
     ax.set_xlabel("GMACs per clip (torch.utils.flop_counter)")
     ax.set_ylabel("latency at batch 1 (ms)")
     compiled = ", compiled" if settings.get("compile") else ""
     threads = settings.get("threads") or "default"
-    title = f"{settings['device']} {settings['dtype']}, threads={threads}{compiled}; red: VAST, blue: torchvision"
+    title = f"{settings['device']} {settings['dtype']}, threads={threads}{compiled}; red: VAST, others: torchvision"
     ax.set_title(title, fontsize=9)
     ax.grid(alpha=0.3, which="both")
-    ax.legend(fontsize=8)
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
