@@ -1,11 +1,11 @@
 """Hand timing, independent of vast.engine.benchmark, to check its figures.
 
-Times batch-1 forward passes of vast_tiny and swin3d_t at 1x3x8x224x224 with nothing but
-``time.perf_counter`` around ``model(x)`` under ``torch.inference_mode`` (the two models alternate,
-medians of the repeats), then prints them next to the latencies in a ``vast bench --out`` JSON file
-if one is given. Usage::
+Times batch-1 forward passes of vast_tiny, vast_tiny with t_patch=2 fused for inference, and swin3d_t
+at 1x3x8x224x224 with nothing but ``time.perf_counter`` around ``model(x)`` under
+``torch.inference_mode`` (the models alternate; medians of the repeats), then prints them and their
+latency ratios next to those of a ``vast bench --out`` JSON file if one is given. Usage::
 
-    vast bench vast_tiny swin3d_t --threads 2 --out bench-out
+    vast bench vast_tiny vast_tiny:t_patch=2,fused=True swin3d_t --threads 2 --out bench-out
     MALLOC_MMAP_MAX_=0 MALLOC_TRIM_THRESHOLD_=2147483647 \
         python benchmarks/check_timing.py --threads 2 --json bench-out/bench.json
 
@@ -35,8 +35,11 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     x = torch.randn(1, 3, 8, 224, 224)
-    models = {"vast_tiny": vast.create_model("vast_tiny").eval(), "swin3d_t": torchvision.models.video.swin3d_t()}
-    models["swin3d_t"].eval()
+    models = {
+        "vast_tiny": vast.create_model("vast_tiny").eval(),
+        "vast_tiny:t_patch=2,fused=True": vast.create_model("vast_tiny", t_patch=2).eval().fuse_for_inference(),
+        "swin3d_t": torchvision.models.video.swin3d_t(num_classes=400).eval(),
+    }
     times: dict[str, list[float]] = {name: [] for name in models}
     with torch.inference_mode():
         for repeat in range(args.repeats + 2):
@@ -55,6 +58,12 @@ def main() -> None:
         ms = [t * 1e3 for t in samples]
         reference = f"{bench[name]:.0f}" if name in bench else "-"
         print(f"| {name} | {statistics.median(ms):.0f} ({min(ms):.0f}-{max(ms):.0f}) | {reference} |")
+    swin = statistics.median(times["swin3d_t"])
+    for name in list(models)[:2]:
+        print(f"\n{name} / swin3d_t latency, hand timing: {statistics.median(times[name]) / swin:.2f}", end="")
+        if name in bench and "swin3d_t" in bench:
+            print(f"; vast bench: {bench[name] / bench['swin3d_t']:.2f}", end="")
+    print()
 
 
 if __name__ == "__main__":

@@ -129,3 +129,25 @@ def test_compile_comparison_reports_speedup_and_output_difference():
         assert row["speedup"] == pytest.approx(row["eager_ms"] / row["compiled_ms"])
         assert row["max_abs_diff"] < 1e-4 and row["compile_s"] > 0
     assert "speedup" in bench.format_compile(rows, markdown=True)
+
+
+def test_a_model_that_cannot_run_here_is_skipped_with_its_reason(monkeypatch):
+    class NoKernel(torch.nn.Module):  # like s3d in bf16 on the CPU: avg_pool3d has no such kernel
+        def __init__(self):
+            super().__init__()
+            self.proj = torch.nn.Linear(32, 400)
+
+        def forward(self, x):
+            if x.device.type != "meta":
+                raise NotImplementedError('"avg_pool3d_out_frame" not implemented for \'BFloat16\'')
+            return self.proj(x.mean(dim=(2, 3, 4)).repeat(1, 11)[:, :32])
+
+    build = bench._build
+    monkeypatch.setattr(bench, "_build", lambda spec: NoKernel() if spec.name == "r3d_18" else build(spec))
+    specs = [bench.ModelSpec("vast_nano", TINY), bench.ModelSpec("r3d_18", TINY)]
+    report = bench.run_benchmark(specs, _settings(memory=False))
+    assert [r.model for r in report.results] == ["vast_nano"]
+    assert report.skipped == {"r3d_18 @ 4x32x32": "\"avg_pool3d_out_frame\" not implemented for 'BFloat16'"}
+    monkeypatch.setattr(bench, "_build", lambda spec: NoKernel())
+    with pytest.raises(ConfigError, match="no model can run"):
+        bench.run_benchmark([bench.ModelSpec("r3d_18", TINY)], _settings(memory=False))

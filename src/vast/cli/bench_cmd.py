@@ -94,6 +94,8 @@ def run(args: argparse.Namespace) -> int:
             specs = bench.default_specs(args.models, peers=args.peers, shape=shape, quick=args.quick)
             report = bench.run_benchmark(specs, settings)
             print(bench.format_results(report, markdown=args.markdown))
+            for key, reason in report.skipped.items():
+                print(f"skipped {key}: cannot run on {settings.device} {settings.dtype} here ({reason})")
     _print_context(report)
     if args.out:
         for path in bench.write_report(report, args.out, stem="scaling" if args.scaling else "bench"):

@@ -194,6 +194,7 @@ class BenchReport:
     settings: dict[str, Any]
     machine: dict[str, Any]
     scaling: list[dict[str, Any]] = field(default_factory=list)
+    skipped: dict[str, str] = field(default_factory=dict)  # rows that cannot run here, with the reason
 
     def to_json(self) -> dict[str, Any]:
         return dict(
@@ -202,6 +203,7 @@ class BenchReport:
             matmul_gmacs_per_s=self.matmul_gmacs_per_s,
             results=[r.row() for r in self.results],
             scaling=self.scaling,
+            skipped=self.skipped,
         )
 
 
@@ -610,26 +612,44 @@ class _Runners:
         return _inference(self.callables[spec.model_label], x)
 
 
+def _first_round(
+    runners: dict[str, Callable[[], Any]], sync: Callable[[], None], advance: Callable[[str], None]
+) -> tuple[dict[str, float], dict[str, str]]:
+    """One untimed-for-the-median pass of every runner (it also compiles): the seconds of each, and the
+    runners that cannot run here (e.g. an operator without a bf16 CPU kernel) with the reason, one line."""
+    first: dict[str, float] = {}
+    failed: dict[str, str] = {}
+    for key, fn in runners.items():
+        try:
+            first[key] = interleaved_times({key: fn}, {key: 1}, sync, advance)[key][0]
+        except (NotImplementedError, RuntimeError) as error:
+            failed[key] = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+            advance(key)
+    for key in failed:
+        del runners[key]
+    return first, failed
+
+
 def _warm_and_time(
     runners: dict[str, Callable[[], Any]],
     settings: BenchSettings,
     sync: Callable[[], None],
     bar: tqdm,
-) -> tuple[dict[str, list[float]], dict[str, float]]:
-    """Warm-up rounds (the first also compiles), then the timed rounds; returns the times and the
-    seconds of each runner's first call."""
+) -> tuple[dict[str, list[float]], dict[str, float], dict[str, str]]:
+    """Warm-up rounds (the first also compiles), then the timed rounds; returns the times, the seconds of
+    each runner's first call, and the runners that failed on their first call (removed from ``runners``)."""
 
     def advance(key: str) -> None:
         bar.set_postfix_str(key, refresh=False)
         bar.update()
 
-    first_call = {k: v[0] for k, v in interleaved_times(runners, dict.fromkeys(runners, 1), sync, advance).items()}
+    first_call, failed = _first_round(runners, sync, advance)
     last = first_call
     for _ in range(settings.warmup - 1):
         last = {k: v[0] for k, v in interleaved_times(runners, dict.fromkeys(runners, 1), sync, advance).items()}
     counts = _repeat_counts(last, settings)
     bar.total = bar.n + sum(counts.values()) + (bar.total - bar.n - len(runners) * settings.repeats)
-    return interleaved_times(runners, counts, sync, advance), first_call
+    return interleaved_times(runners, counts, sync, advance), first_call, failed
 
 
 def run_benchmark(specs: Sequence[ModelSpec], settings: BenchSettings) -> BenchReport:
@@ -647,10 +667,17 @@ def run_benchmark(specs: Sequence[ModelSpec], settings: BenchSettings) -> BenchR
         runners.update(matmuls)
         shift_runners = {} if settings.compile else _shift_runners(specs, pool, device, dtype, settings)
         runners.update(shift_runners)
-        times, first_call = _warm_and_time(runners, settings, sync, bar)
+        times, first_call, failed = _warm_and_time(runners, settings, sync, bar)
+        skipped = {spec.key: failed[spec.key] for spec in specs if spec.key in failed}
+        for key in set(failed) - set(skipped):  # a shift replay of a row that runs cannot fail alone
+            raise RuntimeError(f"{key}: {failed[key]}")
+        specs = [spec for spec in specs if spec.key not in skipped]
+        if not specs:
+            raise ConfigError(f"no model can run on {settings.device} {settings.dtype}: " + "; ".join(
+                f"{key}: {reason}" for key, reason in skipped.items()))  # fmt: skip
         matmul_rates = {key: matmul_gmacs / statistics.median(times.pop(key)) for key in matmuls}
         matmul_rate = max(matmul_rates.values())
-        shift_s = {key: statistics.median(times.pop(key)) for key in shift_runners}
+        shift_s = {key: statistics.median(times.pop(key)) for key in shift_runners if key in times}
         throughput = _throughput(specs, settings, pool, flops, sync, bar)
         results = [
             _result(spec, flops[spec.key], times[spec.key], matmul_rate, throughput.get(spec.key)) for spec in specs
@@ -670,6 +697,7 @@ def run_benchmark(specs: Sequence[ModelSpec], settings: BenchSettings) -> BenchR
         matmul_gmacs_per_s=matmul_rate,
         settings=dict(dataclasses.asdict(settings), matmul_gmacs=matmul_gmacs, matmul_rates=matmul_rates),
         machine=machine_info(device),
+        skipped=skipped,
     )
 
 
@@ -859,7 +887,10 @@ def run_scaling(points: Sequence[tuple[str, ModelSpec]], settings: BenchSettings
         pool = _Runners(settings, device, dtype)
         keys = [f"{axis} {spec.key}" for axis, spec in points]
         runners = {key: pool.runner(spec) for key, (_, spec) in zip(keys, points)}
-        times, _ = _warm_and_time(runners, settings, sync, bar)
+        times, _, failed = _warm_and_time(runners, settings, sync, bar)
+        if failed:
+            raise ConfigError(f"cannot run the sweep on {settings.device} {settings.dtype}: " + "; ".join(
+                f"{key}: {reason}" for key, reason in failed.items()))  # fmt: skip
         del runners
         previous: dict[tuple[str, str], dict[str, Any]] = {}
         for key, (axis, spec) in zip(keys, points):
@@ -923,8 +954,10 @@ def run_compile_comparison(specs: Sequence[ModelSpec], settings: BenchSettings) 
                 diffs[spec.key] = float((out.float() - model(x).float()).abs().max())
             runners[f"eager {spec.key}"] = _inference(model, x)
             runners[f"compiled {spec.key}"] = _inference(compiled, x)
-        times, _ = _warm_and_time(runners, settings, sync, bar)
+        times, _, failed = _warm_and_time(runners, settings, sync, bar)
         bar.close()
+    if failed:
+        raise ConfigError("cannot run: " + "; ".join(f"{key}: {reason}" for key, reason in failed.items()))
     for spec in specs:
         eager, compiled = (statistics.median(times[f"{kind} {spec.key}"]) for kind in ("eager", "compiled"))
         rows.append(

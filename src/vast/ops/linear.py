@@ -87,7 +87,8 @@ class PackedLinear(nn.Module):
         elif self.activation == "gelu" and self.in_features >= MIN_FEATURES_FOR_GELU_POST_OP:
             y = torch.ops.mkldnn._linear_pointwise(flat, weight, self.bias, "gelu", [], "none")
         elif self.activation == "gelu":
-            y = F.gelu(torch.ops.mkldnn._linear_pointwise(flat, weight, self.bias, "none", [], ""))
+            y = torch.ops.mkldnn._linear_pointwise(flat, weight, self.bias, "none", [], "")
+            y = torch.ops.aten.gelu_(y)  # in place: the matmul's fresh output, no second large buffer
         else:
             y = torch.ops.mkldnn._linear_pointwise(flat, weight, self.bias, "none", [], "")
         return y.reshape(*x.shape[:-1], self.out_features)
