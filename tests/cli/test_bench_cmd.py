@@ -48,6 +48,7 @@ def test_scaling_sweep(tmp_path, capsys, monkeypatch):
         (["bench", "vast_nano:t_patch"], "KEY=VALUE"),
         (["bench", "vast_nano", "--batch", "0"], "--batch must be a positive integer"),
         (["bench", "vast_nano", "--size", "30", "--quick", "--quiet"], "H, W multiples of 4"),
+        (["bench", "vast_nano", "--out", __file__], "is a file; give a folder"),
     ],
 )
 def test_bad_input_is_one_line_and_exit_code_2(argv, message, capsys):

@@ -85,6 +85,13 @@ def run(args: argparse.Namespace) -> int:
     settings.repeats = args.repeats or settings.repeats
     settings.warmup = settings.warmup if args.warmup is None else args.warmup
     bench.resolve_device(settings.device)  # bad values fail before any model is built
+    if args.out is not None:  # before minutes of measuring, not after
+        if args.out.exists() and not args.out.is_dir():
+            raise ConfigError(f"--out {args.out} is a file; give a folder (it is created if missing)")
+        try:
+            args.out.mkdir(parents=True, exist_ok=True)
+        except OSError as error:
+            raise ConfigError(f"cannot create the --out folder {args.out}: {error.strerror}") from None
     bench.resolve_dtype(settings.dtype)
     shape = (1, 3, args.frames, args.size, args.size)
     with tuned_malloc(args.malloc == "tuned"):
