@@ -32,6 +32,14 @@ def test_eval_multi_view_states_the_protocol(trained_run, capsys):
     assert (trained_run / "confusion_2x3.png").stat().st_size > 1000
 
 
+def test_eval_of_the_fused_model_gives_the_same_result(trained_run, tmp_path, capsys):
+    plain, fused = tmp_path / "plain", tmp_path / "fused"
+    assert main(["eval", str(trained_run / "best.pt"), "--workers", "0", "--out", str(plain)]) == 0
+    assert main(["eval", str(trained_run / "best.pt"), "--workers", "0", "--out", str(fused), "--fuse"]) == 0
+    reports = [json.loads((folder / "eval_1x1.json").read_text()) for folder in (plain, fused)]
+    assert reports[0]["confusion"] == reports[1]["confusion"] and reports[0]["top1"] == reports[1]["top1"]
+
+
 def test_eval_counts_broken_videos_as_missing(trained_run, tiny_demo, tmp_path, capsys):
     broken = tmp_path / "broken.mp4"
     broken.write_bytes(b"\x00" * 100)
@@ -55,6 +63,10 @@ def test_predict_table_and_json(trained_run, tiny_demo, capsys):
     probs = [entry["probability"] for entry in payload[0]["top"]]
     assert len(probs) == 8 and probs == sorted(probs, reverse=True) and abs(sum(probs) - 1) < 1e-4
     assert {entry["class"] for entry in payload[0]["top"]} >= {"move_left", "shrink"}
+    assert main(["predict", str(trained_run / "best.pt"), video, "--json", "--top-k", "8", "--fuse"]) == 0
+    fused = {e["class"]: e["probability"] for e in json.loads(capsys.readouterr().out)[0]["top"]}
+    plain = {e["class"]: e["probability"] for e in payload[0]["top"]}
+    assert fused.keys() == plain.keys() and all(abs(fused[k] - plain[k]) < 1e-5 for k in plain)
 
 
 @pytest.mark.parametrize("fmt", ["safetensors", "torchscript", "exported", "onnx"])

@@ -18,13 +18,17 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--ema", action="store_true", help="evaluate the EMA weights")
+    parser.add_argument(
+        "--fuse", action="store_true",
+        help="fuse the model for inference (BatchNorm folded, oneDNN on the CPU): faster, same outputs up to rounding",
+    )
     parser.add_argument("--out", type=Path, help="folder for the JSON report and confusion matrix (default: the run's)")
     parser.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     clips, crops = parse_views(args.views)
-    run_ = load_run(args.checkpoint, device=args.device, ema=args.ema)
+    run_ = load_run(args.checkpoint, device=args.device, ema=args.ema, fuse=args.fuse)
     annotations = annotations_for_eval(run_, args.data, args.root)
     result = evaluate(run_, annotations, clips=clips, crops=crops, batch_size=args.batch_size, workers=args.workers)
     out_dir = args.out or run_.checkpoint_path.parent

@@ -16,12 +16,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--views", default="1x1", help="CLIPSxCROPS averaged per video (default 1x1)")
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
     parser.add_argument("--device", default="cpu")
+    parser.add_argument(
+        "--fuse", action="store_true",
+        help="fuse the model for inference (BatchNorm folded, oneDNN on the CPU): faster, same outputs up to rounding",
+    )
     parser.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     clips, crops = parse_views(args.views)
-    run_ = load_run(args.checkpoint, device=args.device)
+    run_ = load_run(args.checkpoint, device=args.device, fuse=args.fuse)
     predictions = predict(run_, args.videos, top_k=args.top_k, clips=clips, crops=crops)
     if args.json:
         payload = [{"video": p.video, "top": [{"class": c, "probability": s} for c, s in p.top]} for p in predictions]
