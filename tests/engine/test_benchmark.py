@@ -151,3 +151,26 @@ def test_a_model_that_cannot_run_here_is_skipped_with_its_reason(monkeypatch):
     monkeypatch.setattr(bench, "_build", lambda spec: NoKernel())
     with pytest.raises(ConfigError, match="no model can run"):
         bench.run_benchmark([bench.ModelSpec("r3d_18", TINY)], _settings(memory=False))
+
+
+def test_comparison_lines_are_ratios_against_the_reference_at_the_same_input():
+    def row(model, inp, gmacs, latency, clips, train):
+        rate = gmacs / (latency / 1e3)
+        return bench.BenchResult(model, inp, 1.0, gmacs, latency, latency, latency, 3, rate, 50.0, 4, clips,
+                                 100.0, train, None if train is None else train / gmacs)  # fmt: skip
+
+    results = [
+        row("vast_tiny", "8x224x224", 30.0, 300.0, 3.0, 600.0),
+        row("vast_tiny:fused=True", "8x224x224", 30.0, 240.0, 4.0, None),
+        row("vast_tiny", "16x224x224", 60.0, 600.0, 1.5, None),  # no reference at this input
+        row("swin3d_t", "8x224x224", 20.0, 400.0, 2.0, 800.0),
+    ]
+    report = bench.BenchReport(results, 100.0, {}, {})
+    lines = bench.format_comparison(report).splitlines()
+    assert lines == [
+        "vast_tiny vs swin3d_t @ 8x224x224: 1.50x the GMACs, 0.75x the latency, 2.00x the GMAC/s, "
+        "1.50x the clips/s, 0.75x the training memory, 0.50x per GMAC",
+        "vast_tiny:fused=True vs swin3d_t @ 8x224x224: 1.50x the GMACs, 0.60x the latency, 2.50x the GMAC/s, "
+        "2.00x the clips/s",
+    ]
+    assert bench.format_comparison(bench.BenchReport(results[:3], 100.0, {}, {})) == ""

@@ -103,6 +103,9 @@ def run(args: argparse.Namespace) -> int:
             print(bench.format_results(report, markdown=args.markdown))
             for key, reason in report.skipped.items():
                 print(f"skipped {key}: cannot run on {settings.device} {settings.dtype} here ({reason})")
+            comparison = bench.format_comparison(report)
+            if comparison:
+                print("\n" + comparison)
     _print_context(report)
     if args.out:
         for path in bench.write_report(report, args.out, stem="scaling" if args.scaling else "bench"):

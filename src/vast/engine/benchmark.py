@@ -1039,6 +1039,29 @@ def format_results(report: BenchReport, markdown: bool = False) -> str:
     return _table(header, lines, markdown)
 
 
+def format_comparison(report: BenchReport, reference: str = "swin3d_t") -> str:
+    """Each VAST row against ``reference`` at the same input, as ratios of this run's figures (empty when
+    the reference did not run): what a reader of the table would otherwise work out by hand."""
+    rows = {(r.model, r.input): r for r in report.results}
+    lines = []
+    for r in report.results:
+        ref = rows.get((reference, r.input))
+        if ref is None or not r.model.startswith(("vast_", "ast_")):
+            continue
+        parts = [
+            f"{r.gmacs / ref.gmacs:.2f}x the GMACs",
+            f"{r.latency_ms / ref.latency_ms:.2f}x the latency",
+            f"{r.gmacs_per_s / ref.gmacs_per_s:.2f}x the GMAC/s",
+        ]
+        if r.throughput_clips_s and ref.throughput_clips_s and r.throughput_batch == ref.throughput_batch:
+            parts.append(f"{r.throughput_clips_s / ref.throughput_clips_s:.2f}x the clips/s")
+        if r.train_peak_mb and ref.train_peak_mb:
+            parts.append(f"{r.train_peak_mb / ref.train_peak_mb:.2f}x the training memory")
+            parts.append(f"{r.train_mb_per_gmac / ref.train_mb_per_gmac:.2f}x per GMAC")
+        lines.append(f"{r.model} vs {reference} @ {r.input}: " + ", ".join(parts))
+    return "\n".join(lines)
+
+
 def format_scaling(rows: Sequence[dict[str, Any]], markdown: bool = False) -> str:
     header = ("model", "axis", "T", "HxW", "GMACs", "latency ms", "x time", "x tokens", "growth", "infer MiB", "x mem")
     lines = [
