@@ -50,6 +50,7 @@ def test_overrides_are_typed():
         ("train.epochs=2.5", "train.epochs expects int"),
         ("data.flip=maybe", "data.flip expects bool"),
         ("train.amp=fp8", "train.amp must be one of none, bf16, fp16"),
+        ("train.amp=off", "YAML's reading of off/on/yes/no: quote it"),
         ("data.mean=[1, 2]", "data.mean expects 3 numbers"),
         ("optim.lr", "--set expects KEY=VALUE"),
         ("train.batch_size=0", "train.batch_size must be positive"),

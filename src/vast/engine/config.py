@@ -273,6 +273,8 @@ def _coerce(key: str, value: Any, annotation: Any, source: str) -> Any:
             return str(value)
     else:
         return value
+    if annotation is str and isinstance(value, bool):  # YAML reads off/on/yes/no as booleans
+        raise ConfigError(f"{key} expects text ({source}); got {value!r}, YAML's reading of off/on/yes/no: quote it")
     raise ConfigError(f"{key} expects {annotation.__name__} ({source}); got {value!r}")
 
 
