@@ -83,13 +83,31 @@ def test_non_finite_loss_stops_with_a_clear_error_and_keeps_the_last_good_checkp
 
 @pytest.mark.slow
 def test_two_process_ddp_ends_with_identical_weights(tiny_overrides, tmp_path):
+    """Also when one rank's first batch is all broken videos (it must still join the gradient all-reduce)."""
     script = tmp_path / "ddp_worker.py"
     script.write_text(
         textwrap.dedent(
             f"""
             import os, sys, torch
+            import vast.engine.train as engine
+            from vast.data.dataset import BrokenVideo, VideoBatch
             from vast.engine.config import load_config
             from vast.engine.train import Trainer, unwrap
+
+            def first_batch_broken_on_rank1(*args, **kwargs):
+                loader = real_loader(*args, **kwargs)
+                if int(os.environ["RANK"]) != 1 or args[5] != 0:  # rank 1, epoch 0 only
+                    return loader
+                def batches():
+                    for i, batch in enumerate(loader):
+                        if i == 0:
+                            empty = torch.empty(0, dtype=torch.int64)
+                            broken = [BrokenVideo(int(j), "x.mp4", "truncated", "test") for j in batch.indices]
+                            batch = VideoBatch(torch.empty(0), empty, empty.clone(), broken)
+                        yield batch
+                return batches()
+
+            real_loader, engine.train_loader = engine.train_loader, first_batch_broken_on_rank1
             overrides = {tiny_overrides!r} + ["train.output_dir={tmp_path / "ddp"}", "train.threads=1"]
             trainer = Trainer(load_config("demo", overrides), quiet=True)
             result = trainer.fit()
@@ -101,7 +119,7 @@ def test_two_process_ddp_ends_with_identical_weights(tiny_overrides, tmp_path):
     )
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     torchrun = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29517"]
-    done = subprocess.run([*torchrun, str(script)], capture_output=True, text=True, env=env, timeout=600)
+    done = subprocess.run([*torchrun, str(script)], capture_output=True, text=True, env=env, timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
     a, b = torch.load(tmp_path / "rank0.pt"), torch.load(tmp_path / "rank1.pt")
     for key in a:

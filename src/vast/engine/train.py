@@ -404,7 +404,12 @@ class Trainer:
         device = self.dist.device
         clips = batch.clips.to(device, non_blocking=True)
         labels = batch.labels.to(device, non_blocking=True)
-        if clips.numel() == 0:
+        empty = clips.numel() == 0
+        if self.dist.enabled:
+            # A rank without clips cannot join DDP's gradient all-reduce, and the other ranks would wait on
+            # it forever (or pair their reduction with its next batch): every rank skips the batch together.
+            empty = bool(all_reduce_sum(torch.tensor([float(empty)], device=device)).item())
+        if empty:
             return float("nan")
         if self.mixup is not None:
             clips, targets = self._mix(clips, labels)
