@@ -1,12 +1,16 @@
-"""PackedLinear (oneDNN on the CPU) against F.linear, with GELU and residual post-ops."""
+"""Linear and PackedLinear (oneDNN on the CPU) against F.linear and hand-written matmuls, with GELU and
+residual post-ops, the packed-weight cache and torch.compile."""
 
 import copy
+import gc
 
 import pytest
 import torch
 import torch.nn.functional as F
+from torch import nn
 
-from vast.ops.linear import MIN_FEATURES_FOR_GELU_POST_OP, PackedLinear, onednn_linear_available
+import vast.ops.linear as linear_ops
+from vast.ops.linear import MIN_FEATURES_FOR_GELU_POST_OP, Linear, PackedLinear, onednn_linear_available
 
 torch.manual_seed(0)
 
@@ -32,19 +36,106 @@ def test_residual_is_added_inside():
     torch.testing.assert_close(out, x @ weight.T + bias + residual, rtol=1e-5, atol=1e-5)
 
 
-@pytest.mark.skipif(not onednn_linear_available(), reason="no oneDNN in this PyTorch build")
-def test_uses_onednn_on_cpu_and_falls_back_elsewhere(monkeypatch):
+needs_onednn = pytest.mark.skipif(not onednn_linear_available(), reason="no oneDNN in this PyTorch build")
+
+
+@pytest.fixture
+def onednn_calls(monkeypatch):
+    """Counts the calls that reach oneDNN."""
+    calls = []
+    original = linear_ops._onednn_linear
+    monkeypatch.setattr(linear_ops, "_onednn_linear", lambda *a: calls.append(1) or original(*a))
+    return calls
+
+
+@needs_onednn
+def test_uses_onednn_on_cpu_and_falls_back_elsewhere(onednn_calls):
     layer = PackedLinear(torch.randn(16, 8), torch.randn(16))
     x = torch.randn(4, 8)
-    calls = []
-    original = layer._forward_onednn
-    monkeypatch.setattr(layer, "_forward_onednn", lambda *a: calls.append(1) or original(*a))
     with torch.inference_mode():
         layer(x)
-    assert calls == [1]
+    assert onednn_calls == [1]
     layer(x.requires_grad_(True))  # autograd: plain F.linear
     layer.double()(x.double())  # no oneDNN fp64: plain F.linear
-    assert calls == [1]
+    with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):  # autocast chooses the dtype itself
+        assert layer.float()(x).dtype == torch.bfloat16
+    assert onednn_calls == [1]
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+@pytest.mark.parametrize("bias", [True, False])
+def test_linear_is_nn_linear_with_the_same_inference_result(dtype, bias, onednn_calls):
+    layer = Linear(40, 24, bias=bias).to(dtype)
+    assert isinstance(layer, nn.Linear) and set(layer.state_dict()) == ({"weight", "bias"} if bias else {"weight"})
+    x = torch.randn(3, 5, 40, dtype=dtype)
+    expected = (x.double() @ layer.weight.double().T + (layer.bias.double() if bias else 0)).to(dtype)
+    tol = dict(rtol=1e-5, atol=1e-5) if dtype == torch.float32 else dict(rtol=0.02, atol=0.05)
+    with torch.no_grad():
+        torch.testing.assert_close(layer(x), expected, **tol)
+    with torch.inference_mode():
+        torch.testing.assert_close(layer(x), expected, **tol)
+    assert len(onednn_calls) == (2 if onednn_linear_available() else 0)
+
+
+def test_linear_trains_through_autograd(onednn_calls):
+    layer = Linear(8, 4)
+    x = torch.randn(6, 8, requires_grad=True)
+    layer(x).square().sum().backward()
+    expected_w = torch.autograd.grad((x @ layer.weight.T + layer.bias).square().sum(), layer.weight)[0]
+    torch.testing.assert_close(layer.weight.grad, expected_w)
+    assert x.grad is not None and onednn_calls == []
+
+
+@needs_onednn
+def test_a_weight_changed_in_place_is_packed_again():
+    layer = Linear(8, 8).eval()
+    x = torch.randn(5, 8)
+    optimizer = torch.optim.SGD(layer.parameters(), lr=0.5)
+    for _ in range(3):  # an optimiser step between inference passes must be seen by the next pass
+        with torch.no_grad():
+            torch.testing.assert_close(layer(x), x @ layer.weight.T + layer.bias, rtol=1e-5, atol=1e-5)
+        layer(x).sum().backward()
+        optimizer.step()
+    with torch.no_grad():
+        layer.weight.copy_(torch.eye(8))  # load_state_dict writes this way
+        torch.testing.assert_close(layer(x), x + layer.bias, rtol=1e-5, atol=1e-5)
+        layer.weight = nn.Parameter(2 * torch.eye(8))  # a new tensor: packed anew, the old entry dropped
+        torch.testing.assert_close(layer(x), 2 * x + layer.bias, rtol=1e-5, atol=1e-5)
+
+
+@needs_onednn
+def test_packed_copies_are_freed_with_their_weight_and_on_train():
+    layer = Linear(8, 8).eval()
+    with torch.no_grad():
+        layer(torch.randn(2, 8))
+    assert id(layer.weight) in linear_ops._PACKED
+    layer.train()
+    assert id(layer.weight) not in linear_ops._PACKED
+    with torch.no_grad():
+        layer(torch.randn(2, 8))
+    key = id(layer.weight)
+    del layer
+    gc.collect()
+    assert key not in linear_ops._PACKED
+
+
+@needs_onednn
+def test_compiled_layers_keep_onednn_and_match_eager():
+    model = nn.Sequential(Linear(16, 32), nn.ReLU(), Linear(32, 16)).eval()
+    packed = PackedLinear(torch.randn(16, 16), torch.randn(16), activation="gelu")
+    x = torch.randn(4, 16)
+    with torch.no_grad():
+        expected = packed(model(x))
+        graph_ops = []
+
+        def backend(gm, example_inputs):
+            graph_ops.extend(str(node.target) for node in gm.graph.nodes)
+            return gm.forward
+
+        compiled = torch.compile(lambda t: packed(model(t)), backend=backend, fullgraph=True)
+        torch.testing.assert_close(compiled(x), expected)
+        torch.testing.assert_close(torch.compile(lambda t: packed(model(t)))(x), expected, rtol=1e-5, atol=1e-5)
+    assert sum("onednn_linear" in op for op in graph_ops) == 3, graph_ops
 
 
 def test_bfloat16_close_to_float32():

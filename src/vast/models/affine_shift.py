@@ -37,7 +37,7 @@ from torch import nn
 
 from vast.errors import ConfigError, InputShapeError
 from vast.models.registry import register_model
-from vast.ops.linear import PackedLinear
+from vast.ops.linear import Linear, PackedLinear
 from vast.ops.recompute import (
     gelu_linear,
     layer_norm_linear,
@@ -112,7 +112,7 @@ class DynamicAffine(nn.Module):
 
     def __init__(self, dim: int) -> None:
         super().__init__()
-        self.proj = nn.Linear(dim, 2 * dim)
+        self.proj = Linear(dim, 2 * dim)
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
@@ -191,10 +191,10 @@ class AffineShiftMixer(nn.Module):
         proj_drop: float = 0.0,
     ) -> None:
         super().__init__()
-        self.value = nn.Linear(dim, dim)
+        self.value = Linear(dim, dim)
         self.shift = TokenShift(dim, spatial_fraction, temporal_fraction, temporal_shift, causal)
         self.affine = create_affine(affine, dim)
-        self.proj = nn.Linear(dim, dim)
+        self.proj = Linear(dim, dim)
         self.proj_drop = nn.Dropout(proj_drop)
 
     def forward(self, u: torch.Tensor) -> torch.Tensor:
@@ -238,6 +238,8 @@ class AffineShiftBlock(nn.Module):
         self.drop_path1 = DropPath(drop_path) if drop_path > 0.0 else nn.Identity()
         self.norm2 = create_norm(norm, dim)
         self.mlp = Mlp(dim, hidden_features=int(dim * mlp_ratio), act_layer=nn.GELU, drop=proj_drop)
+        # timm's Mlp builds nn.Linear; ours is the same layer with the oneDNN inference path
+        self.mlp.fc1, self.mlp.fc2 = Linear(dim, self.mlp.fc1.out_features), Linear(self.mlp.fc1.out_features, dim)
         self.drop_path2 = DropPath(drop_path) if drop_path > 0.0 else nn.Identity()
         self.memory_lean = True
 
@@ -398,7 +400,7 @@ class PatchMerging(nn.Module):
     def __init__(self, dim: int, out_dim: int) -> None:
         super().__init__()
         self.norm = nn.LayerNorm(4 * dim)
-        self.reduction = nn.Linear(4 * dim, out_dim, bias=False)
+        self.reduction = Linear(4 * dim, out_dim, bias=False)
         self.memory_lean = True
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -538,7 +540,7 @@ class AffineShiftTransformer(nn.Module):
         self.stages = nn.Sequential(*stages)
         self.norm = nn.LayerNorm(self.num_features)
         self.head_drop = nn.Dropout(drop_rate)
-        self.head = nn.Linear(self.num_features, num_classes) if num_classes > 0 else nn.Identity()
+        self.head = Linear(self.num_features, num_classes) if num_classes > 0 else nn.Identity()
         self.apply(self._init_weights)
         for module in self.modules():
             if isinstance(module, DynamicAffine):  # a fresh mixer is exactly a plain shift
@@ -594,7 +596,7 @@ class AffineShiftTransformer(nn.Module):
             if global_pool not in ("avg", ""):
                 raise ValueError(f"global_pool must be 'avg' or '', got {global_pool!r}")
             self.global_pool = global_pool
-        self.head = nn.Linear(self.num_features, num_classes) if num_classes > 0 else nn.Identity()
+        self.head = Linear(self.num_features, num_classes) if num_classes > 0 else nn.Identity()
 
     @torch.jit.unused
     def check_input(self, x: torch.Tensor) -> None:

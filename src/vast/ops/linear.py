@@ -1,30 +1,38 @@
-"""An inference-only linear layer that runs on oneDNN on the CPU, with the activation or the residual
-addition done inside the matmul.
+"""Linear layers that run inference on oneDNN on the CPU, with the weight packed once.
 
 PyTorch's ``F.linear`` on the CPU calls the BLAS (MKL in the official wheels): the bias is first copied
 into the output, then the matmul adds to it, and an activation or residual addition after it is one
 more pass over memory. oneDNN's inner-product primitive takes the weight once reordered into its
 blocked layout and applies the bias, GELU or a residual addition as post-ops while the output is still
-in cache. On the 2-core AMD EPYC (Zen 4) of docs/benchmarks.md it also reaches a higher matmul rate
-than MKL, whose AVX-512 kernels are not used on AMD CPUs. This is what ``torch.compile`` does for
-bf16 with frozen weights; for fp32 on x86 it keeps MKL.
+in cache. MKL does not use its AVX-512 kernels on AMD processors, so there oneDNN is also the faster
+matmul: 1.1x MKL's rate on the Zen 4 and 2.2x on the Zen 5 of docs/benchmarks.md. ``torch.compile``
+emits the same oneDNN ops for bf16 with frozen weights; for fp32 on x86 it keeps MKL.
 
-Under ``torch.compile`` the layer is plain ``F.linear`` (+ GELU, + residual): the oneDNN ops cannot
-run on Dynamo's fake tensors and each call would break the graph, while a whole graph lets inductor
-fuse the element-wise work and, with ``freezing``, pack the weights itself.
+* :class:`Linear` is ``nn.Linear`` (same parameters, initialisation and state dict) whose forward takes
+  oneDNN whenever no gradient is needed (``torch.no_grad``/``inference_mode``, or frozen weights and
+  input) on the CPU in fp32 or bf16; it is ``F.linear`` otherwise, so training is unchanged.
+* :class:`PackedLinear` is the inference-only layer of ``fuse_for_inference``: weights as buffers,
+  GELU and the residual addition inside the matmul.
 
-The oneDNN ops (``torch.ops.mkldnn._linear_pointwise`` and ``_reorder_linear_weight``) are the
-private ones inductor emits; where they are missing (a build without oneDNN, another device) the layer
-falls back to ``F.linear``, so it computes the same function everywhere.
+Packed weights are kept in one process-wide cache keyed by the weight tensor itself, its version
+counter and dtype: a weight changed in place (an optimiser step) is packed again on its next use, and
+an entry goes when its weight is freed. Under ``torch.compile`` the layers call the custom op
+``vast::onednn_linear``, which inductor keeps as one call while it fuses the element-wise work around
+it. In TorchScript, tracing, FX, ``torch.export`` (and so ONNX), under autocast and on other devices
+the layers are plain ``F.linear`` (+ GELU, + residual), which computes the same function.
+
+The oneDNN ops (``torch.ops.mkldnn._linear_pointwise`` and ``_reorder_linear_weight``) are the private
+ones inductor emits; a build without them falls back to ``F.linear``.
 """
 
 from __future__ import annotations
 
-from typing import Any
+import weakref
 
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.utils._python_dispatch import _get_current_dispatch_mode
 
 ACTIVATIONS = ("none", "gelu")
 # Below this many input features oneDNN's GELU post-op costs more than a separate GELU pass: measured on
@@ -32,9 +40,12 @@ ACTIVATIONS = ("none", "gelu")
 # then F.gelu, while from 192 inputs up the post-op is the faster one (4.9 against 5.1 ms at 192 -> 768).
 MIN_FEATURES_FOR_GELU_POST_OP = 128
 
+# id(weight) -> (weak reference to the weight, its version, dtype, packed weight)
+_PACKED: dict[int, tuple[weakref.ref, int, torch.dtype, torch.Tensor]] = {}
+
 
 def onednn_linear_available() -> bool:
-    """Whether this PyTorch build has the oneDNN linear ops used by :class:`PackedLinear`."""
+    """Whether this PyTorch build has the oneDNN linear ops used here."""
     ops = torch.ops.mkldnn
     return (
         torch.backends.mkldnn.is_available()
@@ -43,12 +54,141 @@ def onednn_linear_available() -> bool:
     )
 
 
+_AVAILABLE = onednn_linear_available()
+
+
+def _version(weight: torch.Tensor) -> int:
+    try:
+        return weight._version
+    except RuntimeError:  # an inference-mode tensor has no version counter and cannot change outside it
+        return -1
+
+
+def packed_weight(weight: torch.Tensor) -> torch.Tensor:
+    """``weight`` reordered into oneDNN's layout, from the cache while the weight is unchanged."""
+    key, version = id(weight), _version(weight)
+    entry = _PACKED.get(key)
+    if entry is not None and entry[0]() is weight and entry[1] == version and entry[2] == weight.dtype:
+        return entry[3]
+    packed = torch.ops.mkldnn._reorder_linear_weight(weight.detach())
+    _PACKED[key] = (weakref.ref(weight, lambda _, key=key: _PACKED.pop(key, None)), version, weight.dtype, packed)
+    return packed
+
+
+def forget_packed(weight: torch.Tensor) -> None:
+    """Drop the packed copy of ``weight`` (its memory), e.g. when its layer goes back to training."""
+    entry = _PACKED.get(id(weight))
+    if entry is not None and entry[0]() is weight:
+        del _PACKED[id(weight)]
+
+
+def _onednn_linear(
+    x: torch.Tensor,
+    weight: torch.Tensor,
+    bias: torch.Tensor | None,
+    residual: torch.Tensor | None,
+    activation: str,
+) -> torch.Tensor:
+    out_features, in_features = weight.shape
+    flat = x.reshape(-1, in_features)
+    packed = packed_weight(weight)
+    if residual is not None:
+        other = residual.reshape(-1, out_features)
+        y = torch.ops.mkldnn._linear_pointwise.binary(flat, other, packed, bias, "add")
+    elif activation == "gelu" and in_features >= MIN_FEATURES_FOR_GELU_POST_OP:
+        y = torch.ops.mkldnn._linear_pointwise(flat, packed, bias, "gelu", [], "none")
+    else:
+        y = torch.ops.mkldnn._linear_pointwise(flat, packed, bias, "none", [], "")
+        if activation == "gelu":
+            y = torch.ops.aten.gelu_(y)  # in place: the matmul's fresh output, no second large buffer
+    return y.reshape(*x.shape[:-1], out_features)
+
+
+@torch.library.custom_op("vast::onednn_linear", mutates_args=())
+def onednn_linear(
+    x: torch.Tensor,
+    weight: torch.Tensor,
+    bias: torch.Tensor | None,
+    residual: torch.Tensor | None,
+    activation: str,
+) -> torch.Tensor:
+    """``activation(x @ weight.T + bias) [+ residual]`` on oneDNN (CPU, fp32/bf16, no autograd)."""
+    return _onednn_linear(x, weight, bias, residual, activation)
+
+
+@onednn_linear.register_fake
+def _(x, weight, bias, residual, activation):  # the output's shape and dtype, for torch.compile
+    return x.new_empty(*x.shape[:-1], weight.shape[0])
+
+
+def _exporting() -> bool:
+    is_exporting = getattr(torch.compiler, "is_exporting", None)
+    return bool(is_exporting and is_exporting())
+
+
+def use_onednn(
+    x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, residual: torch.Tensor | None = None
+) -> bool:
+    """Whether ``linear(x, weight, bias) [+ residual]`` can run on oneDNN: CPU, fp32/bf16, no autograd,
+    no autocast, and not inside a tracer that needs portable ops."""
+    if not _AVAILABLE or isinstance(x, torch.fx.Proxy) or torch.jit.is_tracing() or _exporting():
+        return False
+    if x.device.type != "cpu" or x.dtype not in (torch.float32, torch.bfloat16) or x.dtype != weight.dtype:
+        return False
+    tensors = (x, weight, bias, residual)
+    if torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in tensors):
+        return False
+    if torch.is_autocast_enabled("cpu"):
+        return False  # autocast picks the matmul dtype; F.linear follows it
+    return residual is None or (residual.is_contiguous() and residual.dtype == x.dtype)
+
+
+def linear(
+    x: torch.Tensor,
+    weight: torch.Tensor,
+    bias: torch.Tensor | None = None,
+    residual: torch.Tensor | None = None,
+    activation: str = "none",
+) -> torch.Tensor:
+    """``activation(F.linear(x, weight, bias)) [+ residual]``, on oneDNN where :func:`use_onednn`
+    allows (the GELU and the residual addition are not combined in one call)."""
+    if residual is not None and activation != "none":
+        raise ValueError("a residual addition goes with activation='none'")
+    if use_onednn(x, weight, bias, residual):
+        if torch.compiler.is_compiling():
+            return onednn_linear(x, weight, bias, residual, activation)
+        if _get_current_dispatch_mode() is None:  # a dispatch mode (the FLOP counter) sees only aten ops
+            return _onednn_linear(x, weight, bias, residual, activation)  # eager: no dispatcher round trip
+    y = F.linear(x, weight, bias)
+    if activation == "gelu":
+        y = F.gelu(y)
+    return y if residual is None else y + residual
+
+
+class Linear(nn.Linear):
+    """``nn.Linear`` whose inference on the CPU runs on oneDNN (see the module docstring)."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not torch.jit.is_scripting():  # TorchScript compiles only the F.linear line
+            return self._forward_any(x)
+        return F.linear(x, self.weight, self.bias)
+
+    @torch.jit.unused
+    def _forward_any(self, x: torch.Tensor) -> torch.Tensor:
+        return linear(x, self.weight, self.bias)
+
+    def train(self, mode: bool = True) -> Linear:
+        if mode:
+            forget_packed(self.weight)  # training changes the weight every step: no stale copy kept
+        return super().train(mode)
+
+
 class PackedLinear(nn.Module):
     """``activation(x @ weight.T + bias) [+ residual]`` over the last dimension of ``x``, for inference.
 
     ``weight`` and ``bias`` are kept as buffers (no gradients: this layer is built by
-    ``fuse_for_inference`` from a trained model). On the CPU with oneDNN, the weight is reordered once
-    per dtype into oneDNN's layout and the whole expression is one primitive.
+    ``fuse_for_inference`` from a trained model). On the CPU with oneDNN the whole expression is one
+    primitive on the packed weight.
     """
 
     def __init__(self, weight: torch.Tensor, bias: torch.Tensor | None, activation: str = "none") -> None:
@@ -59,54 +199,11 @@ class PackedLinear(nn.Module):
         self.register_buffer("bias", None if bias is None else bias.detach().clone())
         self.activation = activation
         self.in_features, self.out_features = weight.shape[1], weight.shape[0]
-        self._packed: dict[tuple[torch.device, torch.dtype], torch.Tensor] = {}
 
     def forward(self, x: torch.Tensor, residual: torch.Tensor | None = None) -> torch.Tensor:
-        if self._onednn(x, residual):
-            return self._forward_onednn(x, residual)
-        y = F.linear(x, self.weight, self.bias)
-        if self.activation == "gelu":
-            y = F.gelu(y)
-        return y if residual is None else y + residual
-
-    def _onednn(self, x: torch.Tensor, residual: torch.Tensor | None) -> bool:
-        if isinstance(x, torch.fx.Proxy) or torch.jit.is_tracing() or torch.compiler.is_compiling():
-            return False
-        if x.device.type != "cpu" or x.requires_grad or not onednn_linear_available():
-            return False
-        if x.dtype not in (torch.float32, torch.bfloat16) or x.dtype != self.weight.dtype:
-            return False
-        return residual is None or (residual.is_contiguous() and self.activation == "none")
-
-    def _forward_onednn(self, x: torch.Tensor, residual: torch.Tensor | None) -> torch.Tensor:
-        flat = x.reshape(-1, self.in_features)
-        weight = self._packed_weight(x.device, x.dtype)
-        if residual is not None:
-            other = residual.reshape(-1, self.out_features)
-            y = torch.ops.mkldnn._linear_pointwise.binary(flat, other, weight, self.bias, "add")
-        elif self.activation == "gelu" and self.in_features >= MIN_FEATURES_FOR_GELU_POST_OP:
-            y = torch.ops.mkldnn._linear_pointwise(flat, weight, self.bias, "gelu", [], "none")
-        elif self.activation == "gelu":
-            y = torch.ops.mkldnn._linear_pointwise(flat, weight, self.bias, "none", [], "")
-            y = torch.ops.aten.gelu_(y)  # in place: the matmul's fresh output, no second large buffer
-        else:
-            y = torch.ops.mkldnn._linear_pointwise(flat, weight, self.bias, "none", [], "")
-        return y.reshape(*x.shape[:-1], self.out_features)
-
-    def _packed_weight(self, device: torch.device, dtype: torch.dtype) -> torch.Tensor:
-        key = (device, dtype)
-        if key not in self._packed:
-            self._packed[key] = torch.ops.mkldnn._reorder_linear_weight(self.weight.detach())
-        return self._packed[key]
-
-    def _apply(self, fn: Any, recurse: bool = True) -> PackedLinear:
-        self._packed = {}  # moved or cast: pack again on the next call
-        return super()._apply(fn, recurse)
-
-    def __getstate__(self) -> dict[str, Any]:
-        state = self.__dict__.copy()
-        state["_packed"] = {}  # oneDNN's opaque tensors cannot be copied or pickled
-        return state
+        if residual is not None and self.activation != "none":  # not produced by fuse_for_inference
+            return linear(x, self.weight, self.bias, activation=self.activation) + residual
+        return linear(x, self.weight, self.bias, residual, self.activation)
 
     def extra_repr(self) -> str:
         bias = self.bias is not None
