@@ -155,3 +155,17 @@ def test_copy_state_and_bad_activation():
     torch.testing.assert_close(clone(torch.ones(1, 4)), layer(torch.ones(1, 4)))
     with pytest.raises(ValueError, match="unknown activation"):
         PackedLinear(torch.randn(8, 4), None, activation="relu6")
+
+
+def test_onednn_path_can_be_switched_off(onednn_calls):
+    layer = Linear(8, 4).eval()
+    x = torch.randn(3, 8)
+    try:
+        linear_ops.set_onednn_linear(False)
+        assert not linear_ops.onednn_linear_enabled()
+        with torch.no_grad():
+            torch.testing.assert_close(layer(x), F.linear(x, layer.weight, layer.bias))
+        assert onednn_calls == []
+    finally:
+        linear_ops.set_onednn_linear(True)
+    assert linear_ops.onednn_linear_enabled() == onednn_linear_available()

@@ -14,6 +14,8 @@ emits the same oneDNN ops for bf16 with frozen weights; for fp32 on x86 it keeps
 * :class:`PackedLinear` is the inference-only layer of ``fuse_for_inference``: weights as buffers,
   GELU and the residual addition inside the matmul.
 
+:func:`set_onednn_linear` turns the oneDNN path off (and on again) for the whole process.
+
 Packed weights are kept in one process-wide cache keyed by the weight tensor itself, its version
 counter and dtype: a weight changed in place (an optimiser step) is packed again on its next use, and
 an entry goes when its weight is freed. Under ``torch.compile`` the layers call the custom op
@@ -54,7 +56,18 @@ def onednn_linear_available() -> bool:
     )
 
 
-_AVAILABLE = onednn_linear_available()
+_ENABLED = onednn_linear_available()
+
+
+def set_onednn_linear(enable: bool = True) -> None:
+    """Turn the oneDNN inference path on (the default where the build has it) or off process-wide;
+    off, every layer here is plain ``F.linear`` (+ GELU, + residual). Like timm's ``set_fused_attn``."""
+    global _ENABLED
+    _ENABLED = bool(enable) and onednn_linear_available()
+
+
+def onednn_linear_enabled() -> bool:
+    return _ENABLED
 
 
 def _version(weight: torch.Tensor) -> int:
@@ -131,7 +144,7 @@ def use_onednn(
 ) -> bool:
     """Whether ``linear(x, weight, bias) [+ residual]`` can run on oneDNN: CPU, fp32/bf16, no autograd,
     no autocast, and not inside a tracer that needs portable ops."""
-    if not _AVAILABLE or isinstance(x, torch.fx.Proxy) or torch.jit.is_tracing() or _exporting():
+    if not _ENABLED or isinstance(x, torch.fx.Proxy) or torch.jit.is_tracing() or _exporting():
         return False
     if x.device.type != "cpu" or x.dtype not in (torch.float32, torch.bfloat16) or x.dtype != weight.dtype:
         return False
