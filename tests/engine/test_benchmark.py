@@ -8,6 +8,7 @@ import torch
 
 from vast.engine import benchmark as bench
 from vast.errors import ConfigError, UnknownModelError
+from vast.ops.linear import Linear, onednn_linear_available
 
 TINY = (1, 3, 4, 32, 32)
 
@@ -64,6 +65,16 @@ def test_peak_memory_counts_what_a_step_allocates():
     assert 8_000_000 + 1000 <= peak < 8_100_000 + 1000
     x = torch.zeros(10, 10)
     assert bench.tensor_bytes([x, x[1:], x.view(100)]) == 400  # views of one storage count once
+
+
+@pytest.mark.skipif(not onednn_linear_available(), reason="no oneDNN in this PyTorch build")
+def test_inference_peak_counts_the_packed_weights():
+    model = torch.nn.Sequential(Linear(256, 256, bias=False)).eval()
+    x = torch.randn(1, 256)
+    with torch.inference_mode():
+        model(x)  # the warm-up pass packs the weight
+    weight, packed, io = 256 * 256 * 4, 256 * 256 * 4, 2 * 256 * 4
+    assert weight + packed <= bench.inference_peak(model, x) <= weight + packed + io + 4096
 
 
 def test_interleaving_runs_round_robin():

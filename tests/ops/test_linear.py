@@ -169,3 +169,14 @@ def test_onednn_path_can_be_switched_off(onednn_calls):
     finally:
         linear_ops.set_onednn_linear(True)
     assert linear_ops.onednn_linear_enabled() == onednn_linear_available()
+
+
+@needs_onednn
+def test_packed_bytes_counts_the_packed_copies():
+    layer = Linear(40, 24).eval()
+    assert linear_ops.packed_bytes(layer.parameters()) == 0
+    with torch.no_grad():
+        layer(torch.randn(2, 40))
+    assert linear_ops.packed_bytes(layer.parameters()) == 40 * 24 * 4  # the weight's copy; the bias is not packed
+    layer.train()
+    assert linear_ops.packed_bytes(layer.parameters()) == 0

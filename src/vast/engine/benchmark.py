@@ -42,7 +42,7 @@ from tqdm import tqdm
 
 from vast.errors import ConfigError, InputShapeError, UnknownModelError
 from vast.models import count_flops, create_model, list_models
-from vast.ops.linear import onednn_linear_available
+from vast.ops.linear import onednn_linear_available, packed_bytes
 
 _logger = logging.getLogger(__name__)
 
@@ -526,8 +526,10 @@ def _native_stderr_silenced() -> Iterator[None]:
 
 
 def inference_peak(model: nn.Module, x: torch.Tensor, fn: Callable[[torch.Tensor], Any] | None = None) -> int:
-    """Peak tensor bytes of one inference pass of ``fn`` (default ``model``), weights and input included."""
-    resident = tensor_bytes([*model.parameters(), *model.buffers(), x])
+    """Peak tensor bytes of one inference pass of ``fn`` (default ``model``), weights and input included,
+    and the oneDNN-packed copies of the weights that earlier passes made (``vast.ops.linear``)."""
+    weights = [*model.parameters(), *model.buffers()]
+    resident = tensor_bytes([*weights, x]) + packed_bytes(weights)
     return peak_memory(_inference(fn or model, x), x.device, resident)
 
 

@@ -30,6 +30,7 @@ ones inductor emits; a build without them falls back to ``F.linear``.
 from __future__ import annotations
 
 import weakref
+from collections.abc import Iterable
 
 import torch
 import torch.nn.functional as F
@@ -86,6 +87,17 @@ def packed_weight(weight: torch.Tensor) -> torch.Tensor:
     packed = torch.ops.mkldnn._reorder_linear_weight(weight.detach())
     _PACKED[key] = (weakref.ref(weight, lambda _, key=key: _PACKED.pop(key, None)), version, weight.dtype, packed)
     return packed
+
+
+def packed_bytes(weights: Iterable[torch.Tensor]) -> int:
+    """Bytes held now by the packed copies of ``weights``: the oneDNN path's memory on top of a model's
+    own (one more copy of every projection weight that has run in inference)."""
+    total = 0
+    for weight in weights:
+        entry = _PACKED.get(id(weight))
+        if entry is not None and entry[0]() is weight:
+            total += entry[3].numel() * entry[3].element_size()
+    return total
 
 
 def forget_packed(weight: torch.Tensor) -> None:
