@@ -101,6 +101,11 @@ def test_a_weight_changed_in_place_is_packed_again():
         torch.testing.assert_close(layer(x), x + layer.bias, rtol=1e-5, atol=1e-5)
         layer.weight = nn.Parameter(2 * torch.eye(8))  # a new tensor: packed anew, the old entry dropped
         torch.testing.assert_close(layer(x), 2 * x + layer.bias, rtol=1e-5, atol=1e-5)
+        layer.weight.data = 3 * torch.eye(8)  # new data, same version counter
+        torch.testing.assert_close(layer(x), 3 * x + layer.bias, rtol=1e-5, atol=1e-5)
+        layer.weight.data.mul_(2)  # not seen through .data alone ...
+        layer.eval()  # ... but eval() drops the copy
+        torch.testing.assert_close(layer(x), 6 * x + layer.bias, rtol=1e-5, atol=1e-5)
 
 
 @needs_onednn

@@ -5,7 +5,7 @@ into the output, then the matmul adds to it, and an activation or residual addit
 more pass over memory. oneDNN's inner-product primitive takes the weight once reordered into its
 blocked layout and applies the bias, GELU or a residual addition as post-ops while the output is still
 in cache. MKL does not use its AVX-512 kernels on AMD processors, so there oneDNN is also the faster
-matmul: 1.1x MKL's rate on the Zen 4 and 2.2x on the Zen 5 of docs/benchmarks.md. ``torch.compile``
+matmul: 1.16x MKL's rate on the Zen 4 and 2.3x on the Zen 5 of docs/benchmarks.md. ``torch.compile``
 emits the same oneDNN ops for bf16 with frozen weights; for fp32 on x86 it keeps MKL.
 
 * :class:`Linear` is ``nn.Linear`` (same parameters, initialisation and state dict) whose forward takes
@@ -17,11 +17,15 @@ emits the same oneDNN ops for bf16 with frozen weights; for fp32 on x86 it keeps
 :func:`set_onednn_linear` turns the oneDNN path off (and on again) for the whole process.
 
 Packed weights are kept in one process-wide cache keyed by the weight tensor itself, its version
-counter and dtype: a weight changed in place (an optimiser step) is packed again on its next use, and
-an entry goes when its weight is freed. Under ``torch.compile`` the layers call the custom op
-``vast::onednn_linear``, which inductor keeps as one call while it fuses the element-wise work around
-it. In TorchScript, tracing, FX, ``torch.export`` (and so ONNX), under autocast and on other devices
-the layers are plain ``F.linear`` (+ GELU, + residual), which computes the same function.
+counter, data pointer and dtype: a weight changed in place (an optimiser step, ``load_state_dict``) or
+given new data is packed again on its next use, ``train()`` and ``eval()`` drop a layer's copy, and an
+entry goes when its weight is freed. The one change it cannot see is an in-place write through
+``weight.data`` between two inference passes without an ``eval()`` in between.
+
+Under ``torch.compile`` the layers call the custom op ``vast::onednn_linear``, which inductor keeps as
+one call while it fuses the element-wise work around it. In TorchScript, tracing, FX, ``torch.export``
+(and so ONNX), the FLOP counter, under autocast and on other devices the layers are plain ``F.linear``
+(+ GELU, + residual), which computes the same function.
 
 The oneDNN ops (``torch.ops.mkldnn._linear_pointwise`` and ``_reorder_linear_weight``) are the private
 ones inductor emits; a build without them falls back to ``F.linear``.
@@ -43,8 +47,8 @@ ACTIVATIONS = ("none", "gelu")
 # then F.gelu, while from 192 inputs up the post-op is the faster one (4.9 against 5.1 ms at 192 -> 768).
 MIN_FEATURES_FOR_GELU_POST_OP = 128
 
-# id(weight) -> (weak reference to the weight, its version, dtype, packed weight)
-_PACKED: dict[int, tuple[weakref.ref, int, torch.dtype, torch.Tensor]] = {}
+# id(weight) -> (weak reference to the weight, (version, data pointer, dtype), packed weight)
+_PACKED: dict[int, tuple[weakref.ref, tuple[int, int, torch.dtype], torch.Tensor]] = {}
 
 
 def onednn_linear_available() -> bool:
@@ -71,21 +75,24 @@ def onednn_linear_enabled() -> bool:
     return _ENABLED
 
 
-def _version(weight: torch.Tensor) -> int:
+def _state(weight: torch.Tensor) -> tuple[int, int, torch.dtype]:
+    """What changes when a weight does: its version counter (in-place writes: optimiser steps,
+    ``load_state_dict``), its data pointer (``param.data = other``, which keeps the counter), its dtype."""
     try:
-        return weight._version
+        version = weight._version
     except RuntimeError:  # an inference-mode tensor has no version counter and cannot change outside it
-        return -1
+        version = -1
+    return version, weight.data_ptr(), weight.dtype
 
 
 def packed_weight(weight: torch.Tensor) -> torch.Tensor:
     """``weight`` reordered into oneDNN's layout, from the cache while the weight is unchanged."""
-    key, version = id(weight), _version(weight)
+    key, state = id(weight), _state(weight)
     entry = _PACKED.get(key)
-    if entry is not None and entry[0]() is weight and entry[1] == version and entry[2] == weight.dtype:
-        return entry[3]
+    if entry is not None and entry[0]() is weight and entry[1] == state:
+        return entry[2]
     packed = torch.ops.mkldnn._reorder_linear_weight(weight.detach())
-    _PACKED[key] = (weakref.ref(weight, lambda _, key=key: _PACKED.pop(key, None)), version, weight.dtype, packed)
+    _PACKED[key] = (weakref.ref(weight, lambda _, key=key: _PACKED.pop(key, None)), state, packed)
     return packed
 
 
@@ -96,7 +103,7 @@ def packed_bytes(weights: Iterable[torch.Tensor]) -> int:
     for weight in weights:
         entry = _PACKED.get(id(weight))
         if entry is not None and entry[0]() is weight:
-            total += entry[3].numel() * entry[3].element_size()
+            total += entry[2].numel() * entry[2].element_size()
     return total
 
 
@@ -114,6 +121,7 @@ def _onednn_linear(
     residual: torch.Tensor | None,
     activation: str,
 ) -> torch.Tensor:
+    """``activation(x @ weight.T + bias) [+ residual]`` on oneDNN (CPU, fp32/bf16, no autograd)."""
     out_features, in_features = weight.shape
     flat = x.reshape(-1, in_features)
     packed = packed_weight(weight)
@@ -129,16 +137,9 @@ def _onednn_linear(
     return y.reshape(*x.shape[:-1], out_features)
 
 
-@torch.library.custom_op("vast::onednn_linear", mutates_args=())
-def onednn_linear(
-    x: torch.Tensor,
-    weight: torch.Tensor,
-    bias: torch.Tensor | None,
-    residual: torch.Tensor | None,
-    activation: str,
-) -> torch.Tensor:
-    """``activation(x @ weight.T + bias) [+ residual]`` on oneDNN (CPU, fp32/bf16, no autograd)."""
-    return _onednn_linear(x, weight, bias, residual, activation)
+# The same function as an operator that torch.compile keeps as one opaque call (eager code calls the
+# Python function directly: no dispatcher round trip).
+onednn_linear = torch.library.custom_op("vast::onednn_linear", _onednn_linear, mutates_args=())
 
 
 @onednn_linear.register_fake
@@ -183,7 +184,7 @@ def linear(
         if torch.compiler.is_compiling():
             return onednn_linear(x, weight, bias, residual, activation)
         if _get_current_dispatch_mode() is None:  # a dispatch mode (the FLOP counter) sees only aten ops
-            return _onednn_linear(x, weight, bias, residual, activation)  # eager: no dispatcher round trip
+            return _onednn_linear(x, weight, bias, residual, activation)
     y = F.linear(x, weight, bias)
     if activation == "gelu":
         y = F.gelu(y)
@@ -203,8 +204,9 @@ class Linear(nn.Linear):
         return linear(x, self.weight, self.bias)
 
     def train(self, mode: bool = True) -> Linear:
-        if mode:
-            forget_packed(self.weight)  # training changes the weight every step: no stale copy kept
+        # Training changes the weight every step: no copy is kept. eval() packs afresh on the next pass,
+        # which also picks up an in-place change made through ``.data`` (that bypasses the version counter).
+        forget_packed(self.weight)
         return super().train(mode)
 
 
