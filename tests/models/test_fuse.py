@@ -10,6 +10,7 @@ import torch.nn.functional as F
 import vast
 from vast.models.affine_shift import AffineShiftBlock, FusedAffineShiftBlock
 from vast.ops import shift_tokens_reference
+from vast.ops.linear import Linear, onednn_linear_available
 
 torch.manual_seed(0)
 
@@ -90,3 +91,21 @@ def test_fused_model_compiles_to_one_graph(randomize):
         fused(x)
         explanation = torch._dynamo.explain(fused)(x)
     assert (explanation.graph_count, explanation.graph_break_count) == (1, 0), explanation.break_reasons
+
+
+@pytest.mark.skipif(not onednn_linear_available(), reason="no oneDNN in this PyTorch build")
+def test_plain_model_inference_on_onednn_matches_the_autograd_path(randomize, monkeypatch):
+    """Without autograd every projection of the plain model runs on oneDNN; with it, F.linear (MKL)."""
+    import vast.ops.linear as linear_ops
+
+    model = randomize(vast.create_model("vast_nano", num_classes=10)).eval()
+    projections = [m for m in model.modules() if isinstance(m, torch.nn.Linear)]
+    assert projections and all(isinstance(m, Linear) for m in projections)
+    x = torch.randn(2, 3, 4, 32, 32)
+    expected = model(x).detach()  # parameters require grad: the plain F.linear path
+    calls = []
+    original = linear_ops._onednn_linear
+    monkeypatch.setattr(linear_ops, "_onednn_linear", lambda *a: calls.append(1) or original(*a))
+    with torch.inference_mode():
+        torch.testing.assert_close(model(x), expected, rtol=1e-4, atol=1e-5)
+    assert len(calls) == len(projections)

@@ -237,9 +237,10 @@ class AffineShiftBlock(nn.Module):
         )
         self.drop_path1 = DropPath(drop_path) if drop_path > 0.0 else nn.Identity()
         self.norm2 = create_norm(norm, dim)
-        self.mlp = Mlp(dim, hidden_features=int(dim * mlp_ratio), act_layer=nn.GELU, drop=proj_drop)
+        hidden = int(dim * mlp_ratio)
+        self.mlp = Mlp(dim, hidden_features=hidden, act_layer=nn.GELU, drop=proj_drop)
         # timm's Mlp builds nn.Linear; ours is the same layer with the oneDNN inference path
-        self.mlp.fc1, self.mlp.fc2 = Linear(dim, self.mlp.fc1.out_features), Linear(self.mlp.fc1.out_features, dim)
+        self.mlp.fc1, self.mlp.fc2 = Linear(dim, hidden), Linear(hidden, dim)
         self.drop_path2 = DropPath(drop_path) if drop_path > 0.0 else nn.Identity()
         self.memory_lean = True
 
