@@ -64,3 +64,19 @@ def test_cuda_without_a_gpu_is_a_one_line_error(capsys):
         pytest.skip("this machine has a GPU")
     assert main(["bench", "vast_nano", "--device", "cuda"]) == 2
     assert "no CUDA GPU" in capsys.readouterr().err
+
+
+def test_blas_flag_runs_vast_on_f_linear_and_says_so(tmp_path, capsys, monkeypatch):
+    import vast.ops.linear as linear_ops
+
+    calls = []
+    original = linear_ops._onednn_linear
+    monkeypatch.setattr(linear_ops, "_onednn_linear", lambda *a: calls.append(1) or original(*a))
+    code = main(["bench", "vast_nano", *TINY_ARGS, "--no-memory", "--blas", "--out", str(tmp_path)])
+    out = capsys.readouterr().out
+    assert code == 0 and "VAST on F.linear" in out and calls == []
+    assert json.loads((tmp_path / "bench.json").read_text())["settings"]["onednn"] is False
+    assert linear_ops.onednn_linear_enabled() == linear_ops.onednn_linear_available()  # restored afterwards
+    main(["bench", "vast_nano", *TINY_ARGS, "--no-memory"])
+    assert "VAST on F.linear" not in capsys.readouterr().out
+    assert calls or not linear_ops.onednn_linear_available()

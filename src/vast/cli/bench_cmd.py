@@ -41,6 +41,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--threads", type=int, help="torch intra-op threads (default: torch's)")
     parser.add_argument("--compile", action="store_true", help="torch.compile the models (inductor, frozen weights)")
     parser.add_argument("--channels-last", action="store_true", help="NDHWC input and Conv3d weights")
+    parser.add_argument("--blas", action="store_true",
+                        help="VAST's projections on F.linear (the BLAS) instead of oneDNN, to compare")  # fmt: skip
     parser.add_argument("--frames", type=int, default=8, help="frames of the common input (default 8)")
     parser.add_argument("--size", type=int, default=224, help="height and width of the common input (default 224)")
     parser.add_argument("--batch", type=int, default=4, help="throughput batch (default 4; 1 skips throughput)")
@@ -73,6 +75,7 @@ def run(args: argparse.Namespace) -> int:
         threads=args.threads,
         compile=args.compile,
         channels_last=args.channels_last,
+        onednn=not args.blas,
         throughput_batch=args.batch,
         memory=not args.no_memory,
         train_memory=not args.no_train,
@@ -135,7 +138,8 @@ def _print_context(report: BenchReport) -> None:
     print(
         f"\n{s['device']} ({where}, {m.get('cpu_count')} CPUs), {s['dtype']}, threads="
         f"{s.get('threads') or 'torch default'}{', torch.compile' if s.get('compile') else ''}"
-        f"{', channels-last' if s.get('channels_last') else ''}; torch {m['torch']}, torchvision {m['torchvision']}"
+        f"{', channels-last' if s.get('channels_last') else ''}{'' if s.get('onednn', True) else ', VAST on F.linear'}"
+        f"; torch {m['torch']}, torchvision {m['torchvision']}"
     )
     if report.results:
         print(

@@ -42,7 +42,7 @@ from tqdm import tqdm
 
 from vast.errors import ConfigError, InputShapeError, UnknownModelError
 from vast.models import count_flops, create_model, list_models
-from vast.ops.linear import onednn_linear_available, packed_bytes
+from vast.ops.linear import onednn_linear_available, onednn_linear_enabled, packed_bytes, set_onednn_linear
 
 _logger = logging.getLogger(__name__)
 
@@ -146,6 +146,7 @@ class BenchSettings:
     dtype: str = "fp32"
     threads: int | None = None
     compile: bool = False  # torch.compile (inductor, frozen weights) for the timed passes
+    onednn: bool = True  # VAST's projections on oneDNN in inference (vast.ops.linear); False: F.linear
     channels_last: bool = False
     warmup: int = 2
     repeats: int = 5
@@ -328,11 +329,20 @@ def machine_info(device: torch.device) -> dict[str, Any]:
     import torchvision
 
     cpu = platform.processor() or platform.machine()
+    cpuinfo: dict[str, str] = {}
     with contextlib.suppress(OSError):
         for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
+            key, _, value = line.partition(":")
+            if not key.strip():
+                break  # the first processor's block is enough
+            cpuinfo.setdefault(key.strip(), value.strip())
+    cpu = cpuinfo.get("model name", cpu)
+    # The model name alone can hide the generation ("AMD EPYC" under KVM), which decides how fast MKL
+    # and oneDNN run: keep the family and model numbers and the widest vector extension.
+    if "cpu family" in cpuinfo and "model" in cpuinfo:
+        cpu += f", family {cpuinfo['cpu family']} model {cpuinfo['model']}"
+    if "avx512f" in cpuinfo.get("flags", "").split():
+        cpu += ", AVX-512"
     info: dict[str, Any] = dict(
         cpu=cpu,
         cpu_count=os.cpu_count(),
@@ -571,16 +581,19 @@ def _release(device: torch.device) -> None:
 
 
 @contextlib.contextmanager
-def _threads(threads: int | None) -> Iterator[None]:
-    before = torch.get_num_threads()
-    if threads is not None:
-        if threads < 1:
-            raise ConfigError(f"--threads must be at least 1, got {threads}")
-        torch.set_num_threads(threads)
+def _applied(settings: BenchSettings) -> Iterator[None]:
+    """The thread count and VAST's linear backend that ``settings`` ask for, restored afterwards."""
+    threads, onednn = torch.get_num_threads(), onednn_linear_enabled()
+    if settings.threads is not None:
+        if settings.threads < 1:
+            raise ConfigError(f"--threads must be at least 1, got {settings.threads}")
+        torch.set_num_threads(settings.threads)
+    set_onednn_linear(settings.onednn and onednn)
     try:
         yield
     finally:
-        torch.set_num_threads(before)
+        torch.set_num_threads(threads)
+        set_onednn_linear(onednn)
 
 
 def _repeat_counts(first: dict[str, float], settings: BenchSettings) -> dict[str, int]:
@@ -659,7 +672,7 @@ def run_benchmark(specs: Sequence[ModelSpec], settings: BenchSettings) -> BenchR
     device, dtype = resolve_device(settings.device), resolve_dtype(settings.dtype)
     if not specs:
         raise ConfigError("nothing to benchmark: give at least one model")
-    with _threads(settings.threads):
+    with _applied(settings):
         sync = _sync(device)
         flops = {spec.key: count_flops(_meta_model(spec.unfused), spec.input_shape) for spec in specs}
         bar = tqdm(total=_total_passes(specs, settings), desc="bench", unit="pass", disable=not settings.progress)
@@ -882,7 +895,7 @@ def run_scaling(points: Sequence[tuple[str, ModelSpec]], settings: BenchSettings
     ``growth = time_ratio / token_ratio`` is 1 for a cost exactly linear in the number of tokens."""
     device, dtype = resolve_device(settings.device), resolve_dtype(settings.dtype)
     rows: list[dict[str, Any]] = []
-    with _threads(settings.threads):
+    with _applied(settings):
         sync = _sync(device)
         total = len(points) * (max(settings.warmup, 1) + settings.repeats + int(settings.memory))
         bar = tqdm(total=total, desc="scaling", unit="pass", disable=not settings.progress)
@@ -938,7 +951,7 @@ def run_compile_comparison(specs: Sequence[ModelSpec], settings: BenchSettings) 
     loop, with the largest absolute difference between their outputs."""
     device, dtype = resolve_device(settings.device), resolve_dtype(settings.dtype)
     rows = []
-    with _threads(settings.threads):
+    with _applied(settings):
         sync = _sync(device)
         bar = tqdm(total=len(specs) * 2 * (settings.warmup + settings.repeats), desc="compile", unit="pass",
                    disable=not settings.progress)  # fmt: skip
