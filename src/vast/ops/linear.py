@@ -45,6 +45,8 @@ ACTIVATIONS = ("none", "gelu")
 # Below this many input features oneDNN's GELU post-op costs more than a separate GELU pass: measured on
 # the 2-core Zen 4 of docs/benchmarks.md, 12544 x 96 -> 384 takes 10.5 ms fused and 6.5 ms as a matmul
 # then F.gelu, while from 192 inputs up the post-op is the faster one (4.9 against 5.1 ms at 192 -> 768).
+# On the Zen 5 the post-op wins at 96 inputs too (4.7 against 5.8 ms for 25088 x 96 -> 384): this
+# threshold keeps the Zen 4's choice, which costs the Zen 5 about 1 % of vast_tiny's fused forward.
 MIN_FEATURES_FOR_GELU_POST_OP = 128
 
 # id(weight) -> (weak reference to the weight, (version, data pointer, dtype), packed weight)
