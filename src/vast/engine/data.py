@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -129,8 +128,3 @@ def eval_loader(dataset: VideoDataset, batch_size: int, workers: int, dist: Dist
         generator=torch.Generator().manual_seed(0),
     )
 
-
-def resolve_path(path: str, base: Path) -> str:
-    """A relative annotation path from a saved config, made absolute against ``base`` when needed."""
-    candidate = Path(path)
-    return str(candidate if candidate.is_absolute() or candidate.exists() else base / candidate)
