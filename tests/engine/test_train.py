@@ -130,6 +130,45 @@ def test_two_process_ddp_ends_with_identical_weights(tiny_overrides, tmp_path):
     assert (tmp_path / "ddp" / "last.pt").is_file() and not list(Path(tmp_path / "ddp").glob("*.tmp"))
 
 
+def test_a_process_group_the_caller_set_up_outlives_the_run(tiny_overrides, tmp_path):
+    import torch.distributed as dist
+
+    dist.init_process_group("gloo", init_method=f"file://{tmp_path / 'store'}", rank=0, world_size=1)
+    try:
+        train(_config(tiny_overrides, tmp_path, "run", "train.epochs=1", "train.max_steps=1"), quiet=True)
+        assert dist.is_initialized()  # the caller's to destroy, not train's
+    finally:
+        dist.destroy_process_group()
+
+
+@pytest.mark.slow
+def test_training_under_torchrun_destroys_its_process_group(tiny_overrides, tmp_path):
+    """`vast train` under torchrun leaves no process group behind, and only rank 0 prints the result."""
+    script = tmp_path / "cli_worker.py"
+    script.write_text(
+        textwrap.dedent(
+            """
+            import os, sys
+            import torch.distributed as dist
+            from vast.cli.main import main
+
+            code = main(sys.argv[1:])
+            print("after", os.environ["RANK"], dist.is_initialized(), code)
+            """
+        )
+    )
+    argv = ["train", "demo", "--quiet", "--output", str(tmp_path / "run")]
+    for item in [*tiny_overrides, "train.epochs=1", "train.max_steps=1", "train.threads=1"]:
+        argv += ["--set", item]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    torchrun = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29518"]
+    done = subprocess.run([*torchrun, str(script), *argv], capture_output=True, text=True, env=env, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    lines = done.stdout.splitlines()
+    assert sorted(line for line in lines if line.startswith("after")) == ["after 0 False 0", "after 1 False 0"]
+    assert sum(line.startswith("trained vast_nano: ") for line in lines) == 1, done.stdout
+
+
 @pytest.mark.slow
 def test_compiled_training_matches_eager_and_saves_plain_weights(tiny_overrides, tmp_path):
     extra = ["train.amp=none", "train.epochs=1"]

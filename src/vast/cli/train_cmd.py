@@ -52,9 +52,7 @@ def run(args: argparse.Namespace) -> int:
     from vast.engine.train import train
 
     result = train(config, resume=args.resume, quiet=args.quiet)
-    from vast.engine.distributed import init_distributed
-
-    if init_distributed(config.train.device).is_main:
+    if result.is_main:
         print(
             f"trained {config.model.name}: {result.epochs_done} epochs, {result.steps_done} steps in "
             f"{result.seconds:.0f} s; best single-clip val top-1 {result.best_top1:.2f} %"

@@ -48,7 +48,7 @@ from vast.engine.data import (
     read_annotations,
     train_loader,
 )
-from vast.engine.distributed import DistInfo, all_reduce_sum, barrier, init_distributed
+from vast.engine.distributed import DistInfo, all_reduce_sum, barrier, init_distributed, shutdown_distributed
 from vast.errors import CheckpointError, ConfigError, VastError
 from vast.models import create_model
 
@@ -69,6 +69,7 @@ class TrainResult:
     seconds: float = 0.0
     skipped_videos: int = 0
     history: list[dict[str, float]] = field(default_factory=list)
+    is_main: bool = True  # rank 0 (the process that writes the run folder)
 
 
 def resolve_amp(amp: str, device: torch.device) -> str:
@@ -339,6 +340,7 @@ class Trainer:
             seconds,
             self.broken.count,
             list(self.history),
+            is_main=self.dist.is_main,
         )
 
     def _reached_max_steps(self) -> bool:
@@ -549,5 +551,14 @@ class Trainer:
 
 
 def train(config: RunConfig, resume: str | Path | None = None, quiet: bool = False) -> TrainResult:
-    """Train ``config`` (continuing from ``resume`` if given) and return the result summary."""
-    return Trainer(config, resume=resume, quiet=quiet).fit()
+    """Train ``config`` (continuing from ``resume`` if given) and return the result summary.
+
+    A process group the run joins itself (under torchrun) is destroyed when it ends, also on an
+    error, so that every process exits cleanly; a group the caller set up is left to the caller.
+    """
+    joins_group = not torch.distributed.is_initialized()
+    try:
+        return Trainer(config, resume=resume, quiet=quiet).fit()
+    finally:
+        if joins_group:
+            shutdown_distributed()
