@@ -1,16 +1,91 @@
 """Recipes, --set overrides and their type checks."""
 
-import pytest
+from importlib import resources
 
-from vast.engine.config import RunConfig, config_from_dict, load_config, recipe_names
+import pytest
+import yaml
+
+from vast.engine.config import config_from_dict, load_config, recipe_names
 from vast.errors import ConfigError
 
+RECIPE = """\
+model:
+  name: vast_tiny
+  num_classes: 174
+  options:
+    norm: layernorm
+    t_patch: 2
+data:
+  train: lists/train.txt
+  num_frames: 16
+  sampler: dense
+  stride: 2
+  crop_size: 160
+  train_short_side: [160, 200]
+  flip: true
+  flip_pairs: [[0, 1], [4, 5]]
+  mean: [0.5, 0.25, 0.125]
+optim:
+  name: sgd
+  lr: 0.1
+  clip_grad: 5
+train:
+  epochs: 12
+  amp: bf16
+  output_dir: runs/hand
+"""
 
-def test_every_shipped_recipe_loads():
+
+def test_a_recipe_file_gives_its_values_and_set_overrides_them(tmp_path):
+    path = tmp_path / "hand.yaml"
+    path.write_text(RECIPE)
+    config = load_config(path)
+    assert config.model.name == "vast_tiny" and config.model.num_classes == 174
+    assert config.model.options == {"norm": "layernorm", "t_patch": 2}
+    assert config.data.train == "lists/train.txt" and config.data.num_frames == 16
+    assert config.data.sampler == "dense" and config.data.stride == 2 and config.data.crop_size == 160
+    assert config.data.train_short_side == (160, 200) and config.data.flip is True
+    assert config.data.flip_pairs == [[0, 1], [4, 5]] and config.data.mean == (0.5, 0.25, 0.125)
+    assert config.optim.name == "sgd" and config.optim.lr == 0.1
+    assert config.optim.clip_grad == 5.0 and type(config.optim.clip_grad) is float  # an int in the file
+    assert config.train.epochs == 12 and config.train.amp == "bf16" and config.train.output_dir == "runs/hand"
+
+    overridden = load_config(
+        path,
+        [
+            "optim.lr=0.02",  # set in the file: the override wins
+            "train.batch_size=6",  # not in the file
+            "model.options.drop_path_rate=0.1",  # joins the file's options
+            "model.options.t_patch=1",
+            "data.flip=false",
+            "model.num_classes=null",
+        ],
+    )
+    assert overridden.optim.lr == 0.02 and overridden.train.batch_size == 6
+    assert overridden.model.options == {"norm": "layernorm", "t_patch": 1, "drop_path_rate": 0.1}
+    assert overridden.data.flip is False and overridden.model.num_classes is None
+    assert overridden.optim.name == "sgd" and overridden.data.crop_size == 160  # the rest as in the file
+
+    with pytest.raises(ConfigError, match=r"unknown config key 'data.cropsize' in --set; did you mean data.crop_size"):
+        load_config(path, ["data.cropsize=128"])
+    path.write_text(RECIPE.replace("  stride: 2", "  strides: 2"))
+    message = r"unknown config key 'data.strides' in .*hand.yaml; did you mean data.stride"
+    with pytest.raises(ConfigError, match=message):
+        load_config(path)
+
+
+def test_every_shipped_recipe_loads_the_values_it_states():
     names = recipe_names()
     assert {"demo", "k400_vast_tiny", "ssv2_vast_tiny", "imagenet_ast_tiny"} <= set(names)
     for name in names:
-        assert isinstance(load_config(name), RunConfig)
+        written = yaml.safe_load((resources.files("vast.recipes") / f"{name}.yaml").read_text())
+        config = load_config(name)
+        for section, values in written.items():
+            for key, value in values.items():
+                loaded = getattr(getattr(config, section), key)
+                if isinstance(loaded, tuple):
+                    loaded = list(loaded)
+                assert loaded == value, f"{name}: {section}.{key}"
 
 
 def test_recipe_values_and_choices():
