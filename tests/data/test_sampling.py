@@ -110,9 +110,14 @@ def test_one_view_equals_the_eval_sampler():
 
 
 def test_build_sampler_and_bad_arguments():
-    assert isinstance(build_sampler("tsn", 8, training=True), TSNSampler)
+    tsn = build_sampler("tsn", 8, training=True)
+    # Training TSN: the drawn offset in each of 8 segments; 0.5 everywhere gives floor((i + 0.5) * 100 / 8).
+    assert rows(tsn.sample(100, FixedOffsets([0.5] * 8))) == [[6, 18, 31, 43, 56, 68, 81, 93]]
+    with pytest.raises(ValueError, match="needs rng"):
+        tsn.sample(100)  # training mode: no draw without a generator
     dense = build_sampler("dense", 16, 2, training=False, num_clips=4)
-    assert isinstance(dense, MultiViewSampler) and dense.sample(200).shape == (4, 16)
+    # 16 frames at stride 2 span 31 of 200 frames: 170 starts; clip k starts at floor((k + 0.5) / 4 * 170).
+    assert rows(dense.sample(200)) == [[start + 2 * j for j in range(16)] for start in (21, 63, 106, 148)]
     with pytest.raises(ValueError, match="for evaluation"):
         build_sampler("dense", 8, training=True, num_clips=2)
     with pytest.raises(ValueError, match="unknown sampling 'uniform'"):
