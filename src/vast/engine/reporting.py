@@ -14,6 +14,8 @@ matplotlib.use("Agg")  # files only: no display on servers and CI
 import matplotlib.pyplot as plt
 import numpy as np
 
+from vast.engine.tables import markdown_table as markdown_table  # one writer, shared with vast bench
+
 _logger = logging.getLogger(__name__)
 
 
@@ -119,9 +121,3 @@ def plot_confusion(matrix: np.ndarray, class_names: Sequence[str], path: str | P
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return path
-
-
-def markdown_table(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
-    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
-    lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
-    return "\n".join(lines)
