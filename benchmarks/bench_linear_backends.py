@@ -26,7 +26,7 @@ import torch
 from torch._inductor import config as inductor_config
 
 import vast
-from vast.engine.allocator import tuned_malloc
+from vast.bench import tuned_malloc
 from vast.ops.linear import onednn_linear_available, set_onednn_linear
 
 

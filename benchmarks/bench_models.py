@@ -12,7 +12,7 @@ Usage::
 
     python benchmarks/bench_models.py [--threads 2] [--quick] [--out bench-out] [--skip scaling compile]
 
-The measuring code lives in :mod:`vast.engine.benchmark`; this script only chooses rows and prints.
+The measuring code lives in :mod:`vast.bench`; this script only chooses rows and prints.
 Run it on a quiet machine: other processes' load slows multi-threaded runs unevenly.
 """
 
@@ -22,8 +22,7 @@ import argparse
 import time
 from pathlib import Path
 
-from vast.engine import benchmark as bench
-from vast.engine.allocator import tuned_malloc
+from vast import bench
 
 VAST_ROWS = ("vast_tiny", "vast_tiny:fused=True", "vast_tiny:t_patch=2", "vast_tiny:t_patch=2,fused=True")
 
@@ -42,7 +41,7 @@ def main() -> None:
     if args.quick:
         settings.warmup, settings.repeats, settings.throughput_batch, settings.matmul_size = 1, 3, 2, 2048
     started = time.perf_counter()
-    with tuned_malloc():
+    with bench.tuned_malloc():
         specs = bench.default_specs(VAST_ROWS, peers="peers" not in args.skip, quick=args.quick)
         report = bench.run_benchmark(specs, settings)
         print("## Side by side\n")

@@ -1,4 +1,4 @@
-"""Hand timing, independent of vast.engine.benchmark, to check its figures.
+"""Hand timing, independent of vast.bench, to check its figures.
 
 Times batch-1 forward passes of vast_tiny, vast_tiny with t_patch=2 fused for inference, and swin3d_t
 at 1x3x8x224x224 with nothing but ``time.perf_counter`` around ``model(x)`` under
@@ -9,7 +9,7 @@ latency ratios next to those of a ``vast bench --out`` JSON file if one is given
     MALLOC_MMAP_MAX_=0 MALLOC_TRIM_THRESHOLD_=2147483647 \
         python benchmarks/check_timing.py --threads 2 --json bench-out/bench.json
 
-(``vast bench`` sets these glibc malloc options itself, see vast.engine.allocator; the environment
+(``vast bench`` sets these glibc malloc options itself, see vast.bench.allocator; the environment
 variables give the hand timing the same allocator behaviour without any of our code.)
 """
 

@@ -21,7 +21,7 @@ import torch
 from torch.profiler import ProfilerActivity, profile
 
 import vast
-from vast.engine.allocator import tuned_malloc
+from vast.bench import tuned_malloc
 
 MATMULS = ("aten::addmm", "aten::mm", "mkldnn::_linear_pointwise")
 

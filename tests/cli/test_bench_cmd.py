@@ -1,14 +1,55 @@
-"""`vast bench` end to end on vast_nano with a tiny clip, and its one-line errors."""
+"""`vast bench` end to end: vast_nano on a tiny clip, a model whose figures are known by hand, and its
+one-line errors."""
 
 import csv
 import json
 
 import pytest
+import torch
+from torch import nn
 
+from vast import bench
+from vast.bench import runner, timing
+from vast.bench import specs as bench_specs
 from vast.cli.main import main
-from vast.engine import benchmark as bench
 
-TINY_ARGS = ["--frames", "4", "--size", "32", "--threads", "1", "--quick", "--quiet"]
+QUICK_TINY = ["--frames", "4", "--size", "32", "--quick", "--quiet"]
+TINY_ARGS = [*QUICK_TINY, "--threads", "1"]
+
+
+class Clock:
+    """A ``perf_counter`` that moves only when a model says a pass took time."""
+
+    def __init__(self):
+        self.now = 1000.0
+
+    def perf_counter(self):
+        return self.now
+
+    def advance(self, seconds):
+        self.now += seconds
+
+
+class KnownLinear(nn.Module):
+    """Linear(3 * 4 * 32 * 32 -> 400) on the flattened clip, 20 ms per clip on the clock."""
+
+    def __init__(self, clock):
+        super().__init__()
+        self.clock, self.proj = clock, nn.Linear(12288, 400)
+
+    def forward(self, x):
+        if x.device.type != "meta":
+            self.clock.advance(0.020 * x.shape[0])
+        return self.proj(x.flatten(1))
+
+
+@pytest.fixture
+def known(monkeypatch):
+    """``r3d_18`` is :class:`KnownLinear`; the matmul reference does 1 GMAC in 5 ms (200 GMAC/s)."""
+    clock = Clock()
+    monkeypatch.setattr(timing, "time", clock)
+    monkeypatch.setattr(bench_specs, "build_module", lambda spec: KnownLinear(clock))
+    monkeypatch.setattr(runner, "matmul_runners", lambda *args: ({"matmul blas": lambda: clock.advance(0.005)}, 1.0))
 
 
 def test_bench_prints_the_table_and_writes_json_csv_png(tmp_path, capsys):
@@ -20,9 +61,26 @@ def test_bench_prints_the_table_and_writes_json_csv_png(tmp_path, capsys):
     with (tmp_path / "bench.csv").open() as handle:
         rows = list(csv.DictReader(handle))
     assert [r["model"] for r in rows] == ["vast_nano", "vast_nano:fused=True"]
-    for row in rows:
-        assert float(row["gmacs_per_s"]) == pytest.approx(float(row["gmacs"]) / float(row["latency_ms"]) * 1e3)
-    assert json.loads((tmp_path / "bench.json").read_text())["settings"]["threads"] == 1
+    settings = json.loads((tmp_path / "bench.json").read_text())["settings"]
+    quick = dict(warmup=1, repeats=3, row_budget_s=3.0, throughput_batch=2, throughput_repeats=1, matmul_size=2048)
+    quick.update(train_memory=False, memory=True, threads=1, onednn=True, device="cpu", dtype="fp32")
+    assert {key: settings[key] for key in quick} == quick
+
+
+def test_figures_of_a_known_model_reach_the_table_and_the_csv(known, tmp_path, capsys):
+    assert main(["bench", "r3d_18", *TINY_ARGS, "--out", str(tmp_path)]) == 0
+    table = capsys.readouterr().out.splitlines()
+    # 4.9156 M params, 0.0049152 GMACs in 20 ms = 0.246 GMAC/s = 0.12 % of 200; 2 clips in 40 ms;
+    # weights, input and output: 19,713,152 bytes = 18.8 MiB
+    cells = ["r3d_18", "4x32x32", "4.9", "0.00", "20", "0.2", "0", "50.00", "(2)", "19", "-", "-", "-"]
+    assert table[2].split() == cells
+    with (tmp_path / "bench.csv").open() as handle:
+        (row,) = csv.DictReader(handle)
+    figures = {key: float(row[key]) for key in ("gmacs", "latency_ms", "gmacs_per_s", "pct_matmul_peak")}
+    hand = dict(gmacs=0.0049152, latency_ms=20.0, gmacs_per_s=0.24576, pct_matmul_peak=0.12288)
+    assert figures == pytest.approx(hand)
+    assert row["throughput_batch"] == "2" and float(row["throughput_clips_s"]) == pytest.approx(50.0)
+    assert float(row["infer_peak_mb"]) * 2**20 == pytest.approx(19_713_152, abs=4096)
 
 
 def test_scaling_sweep(tmp_path, capsys, monkeypatch):
@@ -33,8 +91,9 @@ def test_scaling_sweep(tmp_path, capsys, monkeypatch):
     assert code == 0 and "growth" in out
     with (tmp_path / "scaling.csv").open() as handle:
         rows = list(csv.DictReader(handle))
-    assert [(r["axis"], r["frames"], r["size"]) for r in rows] == [
-        ("frames", "4", "32"), ("frames", "8", "32"), ("size", "4", "32"), ("size", "4", "64")
+    assert [(r["axis"], r["frames"], r["size"], r["tokens"], r["token_ratio"]) for r in rows] == [
+        ("frames", "4", "32", "4096", ""), ("frames", "8", "32", "8192", "2.0"),
+        ("size", "4", "32", "4096", ""), ("size", "4", "64", "16384", "4.0"),
     ]  # fmt: skip
     assert (tmp_path / "scaling.png").is_file()
 
@@ -47,6 +106,7 @@ def test_scaling_sweep(tmp_path, capsys, monkeypatch):
         (["bench", "vast_nano", "--device", "tpu"], "unknown device 'tpu'"),
         (["bench", "vast_nano:t_patch"], "KEY=VALUE"),
         (["bench", "vast_nano", "--batch", "0"], "--batch must be a positive integer"),
+        (["bench", "vast_nano", "--threads", "0", "--quiet"], "--threads must be at least 1"),
         (["bench", "vast_nano", "--size", "30", "--quick", "--quiet"], "H, W multiples of 4"),
         (["bench", "vast_nano", "--out", __file__], "is a file; give a folder"),
     ],
@@ -58,8 +118,6 @@ def test_bad_input_is_one_line_and_exit_code_2(argv, message, capsys):
 
 
 def test_cuda_without_a_gpu_is_a_one_line_error(capsys):
-    import torch
-
     if torch.cuda.is_available():
         pytest.skip("this machine has a GPU")
     assert main(["bench", "vast_nano", "--device", "cuda"]) == 2
@@ -67,8 +125,7 @@ def test_cuda_without_a_gpu_is_a_one_line_error(capsys):
 
 
 def test_blas_flag_runs_vast_on_f_linear_and_says_so(tmp_path, capsys, monkeypatch):
-    import vast.ops.linear as linear_ops
-
+    linear_ops = pytest.importorskip("vast.ops.linear")
     calls = []
     original = linear_ops._onednn_linear
     monkeypatch.setattr(linear_ops, "_onednn_linear", lambda *a: calls.append(1) or original(*a))

@@ -6,8 +6,8 @@ import argparse
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-if TYPE_CHECKING:  # the engine (torch, torchvision) is imported when the command runs, not for --help
-    from vast.engine.benchmark import BenchReport, BenchSettings
+if TYPE_CHECKING:  # vast.bench (torch, torchvision) is imported when the command runs, not for --help
+    from vast.bench import BenchReport, BenchSettings
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -59,8 +59,26 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from vast.engine import benchmark as bench
-    from vast.engine.allocator import tuned_malloc
+    from vast import bench
+
+    settings = _settings(args)
+    bench.parse_device(settings.device)  # bad values fail before any model is built
+    if args.out is not None:  # before minutes of measuring, not after
+        _make_out_dir(args.out)
+    bench.parse_dtype(settings.dtype)
+    shape = (1, 3, args.frames, args.size, args.size)
+    with bench.tuned_malloc(args.malloc == "tuned"):
+        report = _scaling(args, settings, shape) if args.scaling else _side_by_side(args, settings, shape)
+    _print_context(report)
+    if args.out:
+        for path in bench.write_report(report, args.out, stem="scaling" if args.scaling else "bench"):
+            print(f"wrote {path}")
+    return 0
+
+
+def _settings(args: argparse.Namespace) -> BenchSettings:
+    """The command line as bench settings (``--quick``: fewer passes, a smaller matmul, no training step)."""
+    from vast.bench import BenchSettings
     from vast.errors import ConfigError
 
     for flag in ("frames", "size", "batch", "repeats"):
@@ -69,7 +87,7 @@ def run(args: argparse.Namespace) -> int:
             raise ConfigError(f"--{flag} must be a positive integer, got {value}")
     if args.warmup is not None and args.warmup < 0:
         raise ConfigError(f"--warmup must be >= 0, got {args.warmup}")
-    settings = bench.BenchSettings(
+    settings = BenchSettings(
         device=args.device,
         dtype=args.dtype,
         threads=args.threads,
@@ -87,37 +105,37 @@ def run(args: argparse.Namespace) -> int:
         settings.matmul_size, settings.train_memory = 2048, False
     settings.repeats = args.repeats or settings.repeats
     settings.warmup = settings.warmup if args.warmup is None else args.warmup
-    bench.resolve_device(settings.device)  # bad values fail before any model is built
-    if args.out is not None:  # before minutes of measuring, not after
-        if args.out.exists() and not args.out.is_dir():
-            raise ConfigError(f"--out {args.out} is a file; give a folder (it is created if missing)")
-        try:
-            args.out.mkdir(parents=True, exist_ok=True)
-        except OSError as error:
-            raise ConfigError(f"cannot create the --out folder {args.out}: {error.strerror}") from None
-    bench.resolve_dtype(settings.dtype)
-    shape = (1, 3, args.frames, args.size, args.size)
-    with tuned_malloc(args.malloc == "tuned"):
-        if args.scaling:
-            report = _scaling(args, settings, shape)
-        else:
-            specs = bench.default_specs(args.models, peers=args.peers, shape=shape, quick=args.quick)
-            report = bench.run_benchmark(specs, settings)
-            print(bench.format_results(report, markdown=args.markdown))
-            for key, reason in report.skipped.items():
-                print(f"skipped {key}: cannot run on {settings.device} {settings.dtype} here ({reason})")
-            comparison = bench.format_comparison(report)
-            if comparison:
-                print("\n" + comparison)
-    _print_context(report)
-    if args.out:
-        for path in bench.write_report(report, args.out, stem="scaling" if args.scaling else "bench"):
-            print(f"wrote {path}")
-    return 0
+    return settings
+
+
+def _make_out_dir(out: Path) -> None:
+    from vast.errors import ConfigError
+
+    if out.exists() and not out.is_dir():
+        raise ConfigError(f"--out {out} is a file; give a folder (it is created if missing)")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise ConfigError(f"cannot create the --out folder {out}: {error.strerror}") from None
+
+
+def _side_by_side(args: argparse.Namespace, settings: BenchSettings, shape: tuple[int, ...]) -> BenchReport:
+    """The result table, the rows that cannot run here, and the VAST rows' ratios to swin3d_t."""
+    from vast import bench
+
+    specs = bench.default_specs(args.models, peers=args.peers, shape=shape, quick=args.quick)
+    report = bench.run_benchmark(specs, settings)
+    print(bench.format_results(report, markdown=args.markdown))
+    for key, reason in report.skipped.items():
+        print(f"skipped {key}: cannot run on {settings.device} {settings.dtype} here ({reason})")
+    comparison = bench.format_comparison(report)
+    if comparison:
+        print("\n" + comparison)
+    return report
 
 
 def _scaling(args: argparse.Namespace, settings: BenchSettings, shape: tuple[int, ...]) -> BenchReport:
-    from vast.engine import benchmark as bench
+    from vast import bench
 
     models = list(args.models or ["vast_tiny"])
     if args.peers and "swin3d_t" not in models:
@@ -128,7 +146,7 @@ def _scaling(args: argparse.Namespace, settings: BenchSettings, shape: tuple[int
     rows = bench.run_scaling(bench.scaling_specs(models, frames, sizes, base=shape), settings)
     print(bench.format_scaling(rows, markdown=args.markdown))
     print("\ngrowth = (time ratio) / (token ratio) from the previous point of the sweep; 1.00 is linear in tokens.")
-    device = bench.resolve_device(settings.device)
+    device = bench.parse_device(settings.device)
     return bench.BenchReport([], float("nan"), vars(settings).copy(), bench.machine_info(device), rows)
 
 

@@ -7,7 +7,7 @@ import textwrap
 
 import pytest
 
-from vast.engine.allocator import _glibc
+from vast.bench.allocator import _glibc
 
 pytestmark = pytest.mark.skipif(_glibc() is None, reason="mallopt is glibc's")
 
@@ -18,7 +18,7 @@ pytestmark = pytest.mark.skipif(_glibc() is None, reason="mallopt is glibc's")
 MEASURE = textwrap.dedent(
     """
     import json, resource, torch
-    from vast.engine.allocator import tuned_malloc
+    from vast.bench.allocator import tuned_malloc
 
     NBYTES = 64 * 2**20
 
@@ -46,3 +46,15 @@ def test_freed_large_blocks_are_reused_only_when_tuned():
     assert result["applied"]
     assert min(default) > 0.5 * pages, f"only {default} page faults with glibc's defaults (of {pages} pages)"
     assert max(tuned[-3:]) < 0.1 * pages, f"{tuned} page faults with reuse on (of {pages} pages)"
+
+
+def test_untuned_changes_nothing(monkeypatch):
+    from vast.bench import allocator
+
+    calls = []
+    monkeypatch.setattr(allocator, "set_malloc_reuse", lambda enable=True: calls.append(enable) or True)
+    with allocator.tuned_malloc(enable=False) as applied:
+        assert applied is False
+    with allocator.tuned_malloc() as applied:
+        assert applied is True
+    assert calls == [True, False]

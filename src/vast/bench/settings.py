@@ -1,0 +1,50 @@
+"""How to measure (:class:`BenchSettings`), and the process-wide settings a run asks for, applied for the
+run and restored afterwards."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import torch
+
+from vast.bench.onednn import linear_backend
+from vast.errors import ConfigError
+
+
+@dataclass
+class BenchSettings:
+    """How to measure. ``threads=None`` keeps torch's current setting."""
+
+    device: str = "cpu"
+    dtype: str = "fp32"
+    threads: int | None = None
+    compile: bool = False  # torch.compile (inductor, frozen weights) for the timed passes
+    onednn: bool = True  # VAST's projections on oneDNN in inference (vast.ops.linear); False: F.linear
+    channels_last: bool = False
+    warmup: int = 2
+    repeats: int = 5
+    row_budget_s: float = 8.0  # seconds per row and phase: heavy rows get fewer repeats (at least 3)
+    throughput_batch: int = 4
+    throughput_gmacs_budget: float = 160.0  # a row of more GMACs per clip is timed at a batch of 2
+    throughput_repeats: int = 3
+    memory: bool = True
+    train_memory: bool = True
+    matmul_size: int = 4096
+    progress: bool = True
+
+
+@contextlib.contextmanager
+def applied(settings: BenchSettings) -> Iterator[None]:
+    """The thread count and VAST's linear backend that ``settings`` ask for, restored afterwards."""
+    threads = torch.get_num_threads()
+    if settings.threads is not None:
+        if settings.threads < 1:
+            raise ConfigError(f"--threads must be at least 1, got {settings.threads}")
+        torch.set_num_threads(settings.threads)
+    try:
+        with linear_backend(settings.onednn):
+            yield
+    finally:
+        torch.set_num_threads(threads)
