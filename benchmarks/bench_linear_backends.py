@@ -12,6 +12,9 @@ Times batch-1 inference of one model four ways, interleaved (one pass of each pe
 Usage::
 
     python benchmarks/bench_linear_backends.py [--threads 2] [--model vast_tiny] [--options t_patch=2]
+
+It sets torch's thread count and opts in to the tuned glibc malloc (:func:`vast.bench.tuned_malloc`,
+as ``vast bench --malloc tuned``) for its own process.
 """
 
 from __future__ import annotations
@@ -64,7 +67,7 @@ def main() -> None:
         "compiled, inductor's own packing": runner(compiled, x, False),
     }
     times: dict[str, list[float]] = {name: [] for name in runs}
-    with tuned_malloc(), torch.inference_mode():
+    with tuned_malloc(), torch.inference_mode():  # opted in: glibc keeps large freed blocks for reuse
         for run in runs.values():  # warm-up; the compiled rows compile here
             run()
             run()

@@ -12,8 +12,10 @@ Usage::
 
     python benchmarks/bench_models.py [--threads 2] [--quick] [--out bench-out] [--skip scaling compile]
 
-The measuring code lives in :mod:`vast.bench`; this script only chooses rows and prints.
-Run it on a quiet machine: other processes' load slows multi-threaded runs unevenly.
+The measuring code lives in :mod:`vast.bench`; this script only chooses rows and prints. It opts in to
+the tuned glibc malloc (``vast bench --malloc tuned``, :func:`vast.bench.tuned_malloc`) for the whole run,
+as the tables of docs/benchmarks.md were measured. Run it on a quiet machine: other processes' load slows
+multi-threaded runs unevenly.
 """
 
 from __future__ import annotations
@@ -41,7 +43,7 @@ def main() -> None:
     if args.quick:
         settings.warmup, settings.repeats, settings.throughput_batch, settings.matmul_size = 1, 3, 2, 2048
     started = time.perf_counter()
-    with bench.tuned_malloc():
+    with bench.tuned_malloc():  # opted in: glibc keeps large freed blocks for reuse during the run
         specs = bench.default_specs(VAST_ROWS, peers="peers" not in args.skip, quick=args.quick)
         report = bench.run_benchmark(specs, settings)
         print("## Side by side\n")

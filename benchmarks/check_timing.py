@@ -5,12 +5,12 @@ at 1x3x8x224x224 with nothing but ``time.perf_counter`` around ``model(x)`` unde
 ``torch.inference_mode`` (the models alternate; medians of the repeats), then prints them and their
 latency ratios next to those of a ``vast bench --out`` JSON file if one is given. Usage::
 
-    vast bench vast_tiny vast_tiny:t_patch=2,fused=True swin3d_t --threads 2 --out bench-out
+    vast bench vast_tiny vast_tiny:t_patch=2,fused=True swin3d_t --threads 2 --malloc tuned --out bench-out
     MALLOC_MMAP_MAX_=0 MALLOC_TRIM_THRESHOLD_=2147483647 \
         python benchmarks/check_timing.py --threads 2 --json bench-out/bench.json
 
-(``vast bench`` sets these glibc malloc options itself, see vast.bench.allocator; the environment
-variables give the hand timing the same allocator behaviour without any of our code.)
+(``vast bench --malloc tuned`` sets these glibc malloc options itself, see vast.bench.allocator; the
+environment variables give the hand timing the same allocator behaviour without any of our code.)
 """
 
 from __future__ import annotations

@@ -9,6 +9,9 @@ For the eager model and the fused one (``fuse_for_inference``), batch 1, 1x3x8x2
 Usage::
 
     python benchmarks/profile_vast.py [--threads 2] [--frames 8] [--size 224] [--options t_patch=2]
+
+It sets torch's thread count and opts in to the tuned glibc malloc (:func:`vast.bench.tuned_malloc`,
+as ``vast bench --malloc tuned``) for its own process.
 """
 
 from __future__ import annotations
@@ -37,7 +40,7 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     options = {k: ast.literal_eval(v) for k, v in (o.split("=", 1) for o in args.options)}
     x = torch.randn(1, 3, args.frames, args.size, args.size)
-    with tuned_malloc():
+    with tuned_malloc():  # opted in: glibc keeps large freed blocks for reuse during the run
         for fused in (False, True):
             model = vast.create_model("vast_tiny", **options).eval()
             if fused:

@@ -1,5 +1,5 @@
-"""`vast bench` end to end: vast_nano on a tiny clip, a model whose figures are known by hand, and its
-one-line errors."""
+"""`vast bench` end to end: vast_nano on a tiny clip, a model whose figures are known by hand, the malloc
+setting it leaves alone unless asked, and its one-line errors."""
 
 import csv
 import json
@@ -9,7 +9,7 @@ import torch
 from torch import nn
 
 from vast import bench
-from vast.bench import runner, timing
+from vast.bench import allocator, runner, timing
 from vast.bench import specs as bench_specs
 from vast.cli.main import main
 
@@ -81,6 +81,22 @@ def test_figures_of_a_known_model_reach_the_table_and_the_csv(known, tmp_path, c
     assert figures == pytest.approx(hand)
     assert row["throughput_batch"] == "2" and float(row["throughput_clips_s"]) == pytest.approx(50.0)
     assert float(row["infer_peak_mb"]) * 2**20 == pytest.approx(19_713_152, abs=4096)
+
+
+def test_malloc_is_left_alone_unless_tuned(known, monkeypatch, capsys):
+    calls = []
+    monkeypatch.setattr(allocator, "set_malloc_reuse", lambda enable=True: calls.append(enable) or True)
+    assert main(["bench", "r3d_18", *TINY_ARGS, "--no-memory"]) == 0
+    assert calls == []
+    assert main(["bench", "r3d_18", *TINY_ARGS, "--no-memory", "--malloc", "tuned"]) == 0
+    assert calls == [True, False]  # on for the run, glibc's defaults back afterwards
+
+
+def test_help_says_malloc_is_left_as_it_is_by_default(capsys):
+    with pytest.raises(SystemExit):
+        main(["bench", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert "glibc malloc: as the process has it (default)" in text and "opt- in" in text
 
 
 def test_scaling_sweep(tmp_path, capsys, monkeypatch):

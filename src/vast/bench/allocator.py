@@ -11,9 +11,9 @@ faults).
 :func:`tuned_malloc` turns off ``mmap`` for large blocks (``M_MMAP_MAX = 0``) and heap trimming
 (``M_TRIM_THRESHOLD`` huge), so freed blocks stay in the heap and the next pass reuses warm pages.
 The price: the process keeps its peak heap (its RSS does not shrink after a large pass). That is a
-process-wide policy, which is why the library never sets it on import; ``vast bench`` sets it for its
-own process (``--malloc default`` to compare), and a serving process can set it the same way or through
-the environment before Python starts::
+process-wide policy, which is why the library never sets it on its own: ``vast bench`` leaves glibc as
+it is unless asked (``--malloc tuned`` sets it for the run), and a serving process can set it the same
+way or through the environment before Python starts::
 
     MALLOC_MMAP_MAX_=0 MALLOC_TRIM_THRESHOLD_=2147483647 python ...
     GLIBC_TUNABLES=glibc.malloc.mmap_max=0:glibc.malloc.trim_threshold=2147483647 python ...

@@ -50,8 +50,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--warmup", type=int, help="untimed passes per model first (default 2, quick 1)")
     parser.add_argument("--no-memory", action="store_true", help="skip the memory measurements")
     parser.add_argument("--no-train", action="store_true", help="skip the training-step memory")
-    parser.add_argument("--malloc", choices=("default", "tuned"), default="tuned",
-                        help="glibc malloc: keep large freed blocks for reuse (tuned, default) or not")  # fmt: skip
+    parser.add_argument(
+        "--malloc", choices=("default", "tuned"), default="default",
+        help="glibc malloc: as the process has it (default), or tuned for the run to keep large freed blocks "
+        "for reuse instead of faulting in fresh pages on every pass (opt-in: a process-wide setting)",
+    )  # fmt: skip
     parser.add_argument("--out", type=Path, help="write bench.json, bench.csv, bench.png (and scaling.*) here")
     parser.add_argument("--markdown", action="store_true", help="print Markdown tables")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
