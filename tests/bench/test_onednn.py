@@ -22,8 +22,14 @@ def test_inference_peak_counts_the_packed_weights():
     assert weight + packed <= inference_peak(model, x) <= weight + packed + 2 * 256 * 4 + 4096
 
 
-def test_blas_switches_the_path_off_for_the_block_only():
+def test_blas_switches_the_path_off_for_the_block_only(monkeypatch):
+    calls = []
+    original = linear_ops.set_onednn_linear
+    monkeypatch.setattr(linear_ops, "set_onednn_linear", lambda enable=True: calls.append(enable) or original(enable))
     before = linear_ops.onednn_linear_enabled()
+    with linear_backend(onednn=True):
+        pass
+    assert calls == []  # asked for nothing: nothing touched
     with linear_backend(onednn=False):
         assert not linear_ops.onednn_linear_enabled()
-    assert linear_ops.onednn_linear_enabled() == before
+    assert calls == [False, before] and linear_ops.onednn_linear_enabled() == before

@@ -1,5 +1,5 @@
-"""`vast bench` end to end: vast_nano on a tiny clip, a model whose figures are known by hand, the malloc
-setting it leaves alone unless asked, and its one-line errors."""
+"""`vast bench` end to end: vast_nano on a tiny clip, a model whose figures are known by hand, the process
+settings it leaves alone unless asked, and its one-line errors."""
 
 import csv
 import json
@@ -97,6 +97,17 @@ def test_help_says_malloc_is_left_as_it_is_by_default(capsys):
         main(["bench", "--help"])
     text = " ".join(capsys.readouterr().out.split())
     assert "glibc malloc: as the process has it (default)" in text and "opt- in" in text
+
+
+def test_threads_are_set_only_when_given_and_restored(known, monkeypatch, capsys):
+    calls = []
+    original = torch.set_num_threads
+    monkeypatch.setattr(torch, "set_num_threads", lambda n: calls.append(n) or original(n))
+    before = torch.get_num_threads()
+    assert main(["bench", "r3d_18", *QUICK_TINY, "--no-memory"]) == 0
+    assert calls == []
+    assert main(["bench", "r3d_18", *QUICK_TINY, "--no-memory", "--threads", "1"]) == 0
+    assert calls == [1, before] and torch.get_num_threads() == before
 
 
 def test_scaling_sweep(tmp_path, capsys, monkeypatch):

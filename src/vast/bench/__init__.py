@@ -14,7 +14,11 @@ One concern per module:
 * :mod:`~vast.bench.compiled`: ``torch.compile`` against eager;
 * :mod:`~vast.bench.report` and :mod:`~vast.bench.plots`: tables, JSON, CSV and figures;
 * :mod:`~vast.bench.onednn`: the one contact with VAST's oneDNN linear path;
-* :mod:`~vast.bench.allocator`: glibc's malloc setting for large blocks (``--malloc``).
+* :mod:`~vast.bench.allocator`: glibc's malloc setting that ``--malloc tuned`` opts in to.
+
+Nothing here changes process-wide settings unless asked: threads only with ``BenchSettings.threads``,
+VAST's linear backend only with ``BenchSettings.onednn=False`` (both restored afterwards), glibc's malloc
+only inside :func:`tuned_malloc`.
 """
 
 from vast.bench.allocator import tuned_malloc

@@ -37,16 +37,16 @@ def packed_weight_bytes(model: nn.Module) -> int:
 
 @contextlib.contextmanager
 def linear_backend(onednn: bool = True) -> Iterator[None]:
-    """VAST's projections on oneDNN (``onednn=True``, where the process has the path on) or on
-    ``F.linear`` (the BLAS) within the block; the process's setting is restored afterwards."""
+    """VAST's projections as the process has them (``onednn=True``: nothing is touched), or on
+    ``F.linear`` (the BLAS) within the block (``onednn=False``) and switched back afterwards."""
     ops = _linear_ops()
-    if ops is None:
+    if onednn or ops is None:
         if not onednn:
             _logger.warning("%s is absent: VAST's projections have no oneDNN path to switch off", _MODULE)
         yield
         return
     enabled = ops.onednn_linear_enabled()
-    ops.set_onednn_linear(onednn and enabled)
+    ops.set_onednn_linear(False)
     try:
         yield
     finally:

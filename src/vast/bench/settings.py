@@ -1,5 +1,5 @@
 """How to measure (:class:`BenchSettings`), and the process-wide settings a run asks for, applied for the
-run and restored afterwards."""
+run only: the library leaves the process as it found it unless the settings ask otherwise."""
 
 from __future__ import annotations
 
@@ -37,14 +37,24 @@ class BenchSettings:
 
 @contextlib.contextmanager
 def applied(settings: BenchSettings) -> Iterator[None]:
-    """The thread count and VAST's linear backend that ``settings`` ask for, restored afterwards."""
-    threads = torch.get_num_threads()
-    if settings.threads is not None:
-        if settings.threads < 1:
-            raise ConfigError(f"--threads must be at least 1, got {settings.threads}")
-        torch.set_num_threads(settings.threads)
+    """Within the block, what ``settings`` ask of the process and nothing else: torch's intra-op thread
+    count only when ``settings.threads`` is given, VAST's projections on ``F.linear`` only when
+    ``settings.onednn`` is False; each is restored afterwards."""
+    if settings.threads is not None and settings.threads < 1:
+        raise ConfigError(f"--threads must be at least 1, got {settings.threads}")
+    with contextlib.ExitStack() as stack:
+        if settings.threads is not None:
+            stack.enter_context(intra_op_threads(settings.threads))
+        stack.enter_context(linear_backend(settings.onednn))
+        yield
+
+
+@contextlib.contextmanager
+def intra_op_threads(threads: int) -> Iterator[None]:
+    """``torch.set_num_threads(threads)`` within the block, the previous count restored afterwards."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(threads)
     try:
-        with linear_backend(settings.onednn):
-            yield
+        yield
     finally:
-        torch.set_num_threads(threads)
+        torch.set_num_threads(previous)

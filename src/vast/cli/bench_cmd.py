@@ -38,7 +38,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("--device", default="cpu", help="cpu or cuda[:N] (default cpu)")
     parser.add_argument("--dtype", default="fp32", help="fp32 or bf16 (default fp32)")
-    parser.add_argument("--threads", type=int, help="torch intra-op threads (default: torch's)")
+    parser.add_argument("--threads", type=int, help="torch intra-op threads for the run (default: torch's, untouched)")
     parser.add_argument("--compile", action="store_true", help="torch.compile the models (inductor, frozen weights)")
     parser.add_argument("--channels-last", action="store_true", help="NDHWC input and Conv3d weights")
     parser.add_argument("--blas", action="store_true",
