@@ -117,3 +117,12 @@ def test_report_files_read_back(report, tmp_path):
     ]  # fmt: skip
     for png in ("bench.png", "scaling.png"):
         assert (tmp_path / "out" / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_writing_plots_leaves_matplotlib_as_it_was(report, tmp_path):
+    import matplotlib
+    import matplotlib.pyplot as plt
+
+    backend, figures = matplotlib.get_backend(), plt.get_fignums()
+    bench.write_report(report, tmp_path)
+    assert matplotlib.get_backend() == backend and plt.get_fignums() == figures
