@@ -71,7 +71,7 @@ def test_compile_table():
     rows = [dict(model="vast_tiny", input="8x224x224", eager_ms=202.0, compiled_ms=188.0, speedup=1.0745,
                  max_abs_diff=2.4e-7, compile_s=10.2)]  # fmt: skip
     assert bench.format_compile(rows, markdown=True) == "\n".join([
-        "| model | input TxHxW | eager ms | compiled ms | speedup | max |diff| | compile s |",
+        "| model | input TxHxW | eager ms | compiled ms | speedup | max abs diff | compile s |",
         "|---|---|---|---|---|---|---|",
         "| vast_tiny | 8x224x224 | 202 | 188 | 1.07 | 2.4e-07 | 10 |",
     ])  # fmt: skip

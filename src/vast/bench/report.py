@@ -31,7 +31,7 @@ RESULT_HEADER = (
 SCALING_HEADER = (
     "model", "axis", "T", "HxW", "GMACs", "latency ms", "x time", "x tokens", "growth", "infer MiB", "x mem"
 )  # fmt: skip
-COMPILE_HEADER = ("model", "input TxHxW", "eager ms", "compiled ms", "speedup", "max |diff|", "compile s")
+COMPILE_HEADER = ("model", "input TxHxW", "eager ms", "compiled ms", "speedup", "max abs diff", "compile s")
 
 
 # --------------------------------------------------------------------------------------------------
