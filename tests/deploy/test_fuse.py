@@ -1,5 +1,5 @@
-"""fuse_for_inference: the fused model computes what the trained one does, checked against the unfused
-model and against a block written out by hand."""
+"""fuse_for_inference: the fused model computes what the reference model does, checked against the
+reference and against a block written out by hand; timm's reparameterize_model does the same rebuild."""
 
 import copy
 
@@ -8,9 +8,9 @@ import torch
 import torch.nn.functional as F
 
 import vast
-from vast.models.affine_shift import AffineShiftBlock, FusedAffineShiftBlock
+from vast.deploy import FusedAffineShiftBlock, FusedPatchMerging, PackedLinear, fuse_for_inference
+from vast.models.affine_shift import AffineShiftBlock, ChannelsLastBatchNorm, MixerConfig
 from vast.ops import shift_tokens_reference
-from vast.ops.linear import Linear, onednn_linear_available
 
 torch.manual_seed(0)
 
@@ -39,7 +39,7 @@ def test_image_model_and_causal_model_fuse(randomize):
 
 
 def test_fused_block_against_hand_written_block(randomize):
-    block = randomize(AffineShiftBlock(24, norm="batchnorm", affine="dynamic")).eval()
+    block = randomize(AffineShiftBlock(24, MixerConfig(affine="dynamic"), norm_layer=ChannelsLastBatchNorm)).eval()
     fused = FusedAffineShiftBlock(block).eval()
     x = torch.randn(2, 3, 4, 5, 24, dtype=torch.float32)
 
@@ -83,7 +83,7 @@ def test_fused_model_under_torch_compile(freezing, randomize):
 
 
 def test_fused_model_compiles_to_one_graph(randomize):
-    """The oneDNN calls stay out of traced graphs: a graph break per layer would undo inductor's fusion."""
+    """No graph breaks: a break per layer would undo inductor's fusion."""
     fused = randomize(vast.create_model("vast_nano", num_classes=10)).eval().fuse_for_inference()
     x = torch.randn(1, 3, 4, 32, 32)
     torch._dynamo.reset()
@@ -93,19 +93,29 @@ def test_fused_model_compiles_to_one_graph(randomize):
     assert (explanation.graph_count, explanation.graph_break_count) == (1, 0), explanation.break_reasons
 
 
-@pytest.mark.skipif(not onednn_linear_available(), reason="no oneDNN in this PyTorch build")
-def test_plain_model_inference_on_onednn_matches_the_autograd_path(randomize, monkeypatch):
-    """Without autograd every projection of the plain model runs on oneDNN; with it, F.linear (MKL)."""
-    import vast.ops.linear as linear_ops
+@pytest.mark.parametrize("name", ["ast_nano", "vast_nano"])
+def test_timm_reparameterize_model_fuses_as_fuse_for_inference(name, randomize):
+    from timm.utils import reparameterize_model
 
-    model = randomize(vast.create_model("vast_nano", num_classes=10)).eval()
-    projections = [m for m in model.modules() if isinstance(m, torch.nn.Linear)]
-    assert projections and all(isinstance(m, Linear) for m in projections)
-    x = torch.randn(2, 3, 4, 32, 32)
-    expected = model(x).detach()  # parameters require grad: the plain F.linear path
-    calls = []
-    original = linear_ops._onednn_linear
-    monkeypatch.setattr(linear_ops, "_onednn_linear", lambda *a: calls.append(1) or original(*a))
+    model = randomize(vast.create_model(name, num_classes=10)).eval()
+    x = torch.randn(1, 3, 64, 64) if name.startswith("ast") else torch.randn(1, 3, 4, 32, 32)
+    timm_fused = reparameterize_model(model)  # a fused copy; the model itself is left as it was
+    assert not any(isinstance(m, FusedAffineShiftBlock) for m in model.modules())
+    blocks = [m for m in timm_fused.modules() if isinstance(m, FusedAffineShiftBlock)]
+    assert len(blocks) == sum(model.stages[i].blocks.__len__() for i in range(len(model.stages)))
+    assert sum(isinstance(m, FusedPatchMerging) for m in timm_fused.modules()) == len(model.stages) - 1
+    ours = fuse_for_inference(copy.deepcopy(model))
     with torch.inference_mode():
-        torch.testing.assert_close(model(x), expected, rtol=1e-4, atol=1e-5)
-    assert len(calls) == len(projections)
+        torch.testing.assert_close(timm_fused(x), ours(x), rtol=0, atol=0)
+        torch.testing.assert_close(ours(x), model(x), rtol=1e-4, atol=1e-5)
+
+
+def test_fused_model_on_blas_and_the_reference_model_untouched(randomize):
+    model = randomize(vast.create_model("vast_nano", num_classes=10)).eval()
+    assert not any(isinstance(m, PackedLinear) for m in model.modules())
+    blas = fuse_for_inference(copy.deepcopy(model), onednn=False)
+    layers = [m for m in blas.modules() if isinstance(m, PackedLinear)]
+    assert layers and not any(layer.onednn for layer in layers)
+    x = torch.randn(2, 3, 4, 32, 32)
+    with torch.inference_mode():
+        torch.testing.assert_close(blas(x), model(x), rtol=1e-4, atol=1e-5)

@@ -178,3 +178,17 @@ def test_compiled_training_matches_eager_and_saves_plain_weights(tiny_overrides,
     assert compiled.keys() == eager.keys()  # no _orig_mod. prefixes: the checkpoint loads into a plain model
     for key in eager:
         torch.testing.assert_close(compiled[key], eager[key], rtol=1e-3, atol=1e-4, msg=key)
+
+
+def test_memory_lean_training_gives_the_plain_runs_weights(tiny_overrides, tmp_path):
+    """``train.memory_lean`` changes what autograd stores, not what it computes: the same weights."""
+    steps = ["train.max_steps=3", "train.amp=none"]
+    train(_config(tiny_overrides, tmp_path, "plain", *steps, "train.memory_lean=false"), quiet=True)
+    train(_config(tiny_overrides, tmp_path, "lean", *steps, "train.memory_lean=true"), quiet=True)
+    plain, lean = _weights(tmp_path / "plain" / "last.pt"), _weights(tmp_path / "lean" / "last.pt")
+    assert plain.keys() == lean.keys()
+    for key in plain:
+        assert torch.equal(plain[key], lean[key]), key
+    built = Trainer(_config(tiny_overrides, tmp_path, "built", "train.memory_lean=true"), quiet=True)
+    assert built.model._memory_lean is not None  # the recompute hooks are on
+

@@ -6,7 +6,7 @@ import torch.nn.functional as F
 
 import vast
 from vast.errors import InputShapeError
-from vast.models.affine_shift import AffineShiftBlock, AffineShiftMixer
+from vast.models.affine_shift import NORM_LAYERS, AffineShiftBlock, AffineShiftMixer, MixerConfig
 from vast.ops import shift_tokens_reference
 
 torch.manual_seed(0)
@@ -24,7 +24,7 @@ def test_fresh_mixer_is_a_plain_shift_between_projections():
 
 
 def test_dynamic_affine_matches_hand_written_formula(randomize):
-    mixer = randomize(AffineShiftMixer(24, affine="dynamic"))
+    mixer = randomize(AffineShiftMixer(24, MixerConfig(affine="dynamic")))
     u = torch.randn(2, 2, 3, 5, 24)
     w_a, b_a = mixer.affine.proj.weight, mixer.affine.proj.bias
     g = u @ w_a[:24].T + b_a[:24]  # first half: scale
@@ -36,11 +36,11 @@ def test_dynamic_affine_matches_hand_written_formula(randomize):
 
 def test_static_and_no_affine(randomize):
     u = torch.randn(1, 2, 3, 3, 24)
-    static = randomize(AffineShiftMixer(24, affine="static"))
+    static = randomize(AffineShiftMixer(24, MixerConfig(affine="static")))
     s = shift_tokens_reference(u @ static.value.weight.T + static.value.bias)
     z = s * (1 + static.affine.scale) + static.affine.bias
     torch.testing.assert_close(static(u), z @ static.proj.weight.T + static.proj.bias)
-    plain = AffineShiftMixer(24, affine="none")
+    plain = AffineShiftMixer(24, MixerConfig(affine="none"))
     s = shift_tokens_reference(u @ plain.value.weight.T + plain.value.bias)
     torch.testing.assert_close(plain(u), s @ plain.proj.weight.T + plain.proj.bias)
     assert sum(p.numel() for p in plain.parameters()) == 2 * (24 * 24 + 24)
@@ -57,9 +57,9 @@ def test_mixer_costs_four_c_squared_macs_per_token():
 
 def test_unknown_options_raise():
     with pytest.raises(ValueError, match="unknown affine"):
-        AffineShiftMixer(24, affine="quadratic")
+        AffineShiftMixer(24, MixerConfig(affine="quadratic"))
     with pytest.raises(ValueError, match="unknown norm"):
-        AffineShiftBlock(24, norm="instancenorm")
+        vast.create_model("vast_nano", norm="instancenorm")
 
 
 # ---- block --------------------------------------------------------------------------------------------
@@ -67,21 +67,21 @@ def test_unknown_options_raise():
 
 @pytest.mark.parametrize("norm", ["batchnorm", "layernorm", "groupnorm"])
 def test_block_without_temporal_shift_commutes_with_frame_permutation(norm, randomize):
-    block = randomize(AffineShiftBlock(24, norm=norm, temporal_shift=False)).eval()
+    block = randomize(AffineShiftBlock(24, MixerConfig(temporal_shift=False), norm_layer=NORM_LAYERS[norm])).eval()
     x = torch.randn(2, 5, 4, 4, 24)
     perm = torch.tensor([4, 2, 0, 1, 3])
     torch.testing.assert_close(block(x[:, perm]), block(x)[:, perm])
 
 
 def test_block_with_temporal_shift_mixes_frames(randomize):
-    block = randomize(AffineShiftBlock(24, temporal_shift=True)).eval()
+    block = randomize(AffineShiftBlock(24, MixerConfig(temporal_shift=True))).eval()
     x = torch.randn(2, 5, 4, 4, 24)
     perm = torch.tensor([4, 2, 0, 1, 3])
     assert not torch.allclose(block(x[:, perm]), block(x)[:, perm], atol=1e-4)
 
 
 def test_block_is_pre_norm_residual(randomize):
-    block = randomize(AffineShiftBlock(24, norm="layernorm")).eval()
+    block = randomize(AffineShiftBlock(24, norm_layer=torch.nn.LayerNorm)).eval()
     x = torch.randn(1, 2, 3, 3, 24)
     y = x + block.mixer(F.layer_norm(x, (24,), block.norm1.weight, block.norm1.bias))
     fc1, fc2 = block.mlp.fc1, block.mlp.fc2
@@ -93,7 +93,7 @@ def test_block_is_pre_norm_residual(randomize):
 
 @pytest.mark.parametrize("norm", ["batchnorm", "groupnorm"])
 def test_channels_last_norms_match_torch_reference(norm):
-    block = AffineShiftBlock(8, norm=norm)
+    block = AffineShiftBlock(8, norm_layer=NORM_LAYERS[norm])
     x = torch.randn(2, 3, 4, 5, 8)
     channels_first = x.permute(0, 4, 1, 2, 3)
     if norm == "batchnorm":

@@ -1,4 +1,4 @@
-"""The fast shift against a slow loop reference, hand-checked values, borders and gradients."""
+"""The shift against a slow loop reference, hand-checked values, borders and gradients."""
 
 import pytest
 import torch
@@ -109,54 +109,7 @@ def test_module_has_no_parameters_and_no_flops():
     assert counter.get_total_flops() == 0
 
 
-# ---- the eager (single-pass) and graph (pad + cat) forms -----------------------------------------------
-
-
-@pytest.mark.parametrize("shape", SHAPES)
-@pytest.mark.parametrize("options", OPTIONS)
-def test_eager_and_graph_forms_both_match_the_reference(shape, options):
-    from vast.ops.shift import _EagerShift, _plan, _shift_graph
-
-    x = torch.randn(shape, dtype=torch.float64)
-    groups = shift_group_sizes(
-        shape[-1], options.get("spatial_fraction", 1 / 3), options.get("temporal_fraction", 1 / 4)
-    )
-    temporal = groups.temporal if options.get("temporal", True) else 0
-    causal = options.get("causal", False)
-    reference = shift_tokens_reference(x, **options)
-    graph = _shift_graph(x, groups.spatial, temporal, causal)
-    eager = _EagerShift.apply(x, _plan(shape[-1], groups.spatial, temporal, causal))
-    torch.testing.assert_close(graph, reference, rtol=0, atol=0)
-    torch.testing.assert_close(eager, reference, rtol=0, atol=0)
-
-
-@pytest.mark.parametrize("shape", SHAPES)
-@pytest.mark.parametrize("options", OPTIONS)
-def test_eager_backward_equals_the_graph_forms_autograd(shape, options):
-    from vast.ops.shift import _EagerShift, _plan, _shift_graph
-
-    groups = shift_group_sizes(
-        shape[-1], options.get("spatial_fraction", 1 / 3), options.get("temporal_fraction", 1 / 4)
-    )
-    args = (groups.spatial, groups.temporal if options.get("temporal", True) else 0, options.get("causal", False))
-    x_eager = torch.randn(shape, dtype=torch.float64, requires_grad=True)
-    x_graph = x_eager.detach().clone().requires_grad_(True)
-    grad_out = torch.randn(shape, dtype=torch.float64)
-    _EagerShift.apply(x_eager, _plan(shape[-1], *args)).backward(grad_out)
-    _shift_graph(x_graph, *args).backward(grad_out)
-    torch.testing.assert_close(x_eager.grad, x_graph.grad, rtol=0, atol=0)
-
-
-def test_eager_shift_gradcheck_and_double_backward():
-    from vast.ops.shift import _EagerShift, _plan
-
-    plan = _plan(12, *shift_group_sizes(12), causal=False)
-    x = torch.randn(1, 2, 2, 3, 12, dtype=torch.float64, requires_grad=True)
-    assert torch.autograd.gradcheck(lambda t: _EagerShift.apply(t, plan), (x,))
-    assert torch.autograd.gradgradcheck(lambda t: _EagerShift.apply(t, plan), (x,))
-
-
-def test_traced_and_exported_shift_use_the_graph_form():
+def test_traced_and_exported_shift_match_the_reference():
     x = torch.randn(1, 2, 3, 3, 24)
     traced = torch.jit.trace(TokenShift(24), (x,))
     assert "aten::cat" in str(traced.graph)

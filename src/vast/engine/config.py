@@ -83,6 +83,7 @@ class TrainConfig:
     cutmix: float = 0.0
     label_smoothing: float = 0.0
     grad_checkpointing: bool = False
+    memory_lean: bool = False  # recompute norm and GELU outputs in the backward pass (model.set_memory_lean)
     compile: bool = False
     seed: int = 0
     device: str = "auto"  # auto | cpu | cuda | cuda:N

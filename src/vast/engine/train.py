@@ -214,9 +214,13 @@ class Trainer:
         if cfg.train.grad_checkpointing:
             model.set_grad_checkpointing(True)
         model = model.to(self.dist.device)
+        if self.dist.enabled and self.dist.device.type == "cuda":  # BatchNorm statistics over the global batch
+            model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
+        if cfg.train.memory_lean:
+            if not hasattr(model, "set_memory_lean"):
+                raise ConfigError(f"train.memory_lean is for AST / VAST models, not {cfg.model.name}; set it to false")
+            model.set_memory_lean(True)
         if self.dist.enabled:
-            if self.dist.device.type == "cuda":  # BatchNorm statistics over the global batch
-                model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
             model = DistributedDataParallel(
                 model, device_ids=[self.dist.device.index] if self.dist.device.type == "cuda" else None
             )

@@ -1,29 +1,30 @@
-"""Affine-Shift Transformers: AST (images) and VAST (video).
+"""Affine-Shift Transformers: AST (images) and VAST (video), the reference model.
 
 An attention-free hierarchical transformer (Bulat, Martinez, Tzimiropoulos, arXiv 2208.11108) whose
 token mixer is a zero-FLOP shift of channel groups to neighbouring tokens plus a light, input-dependent
-per-channel affine. The exact equations of the paper are not public; this file implements the design
-fixed in SPEC.md section 1, and every choice that is ours is a named constructor option:
+per-channel affine. The paper's exact equations are not public; this file is the design of
+``docs/design.md``, and every choice that is ours is a named option. Per block, on channels-last tokens
+``x: (B, T, H, W, C)``::
 
-* ``norm``: ``"batchnorm"`` (default, measured to train reliably from scratch), ``"layernorm"``,
-  ``"groupnorm"`` (GroupNorm(1) over (T, H, W, C) per sample).
-* ``affine``: ``"dynamic"`` (default; scale and bias predicted per token), ``"static"`` (learned per
-  channel), ``"none"`` (a plain shift).
-* ``spatial_fraction`` / ``temporal_fraction`` of shifted channels, ``temporal_shift`` on/off,
-  ``causal`` (temporal shift only from past frames).
+    u = Norm(x)
+    z = shift(W_v u) * (1 + g(u)) + b(u)      g, b = W_a u  (dynamic affine, zero-initialised)
+    x = x + DropPath(W_o z)
+    x = x + DropPath(MLP(Norm(x)))
 
-Tokens stay channels-last, ``(B, T, H, W, C)``, from the patch embedding to the head, so every
-projection is a plain matmul. Images are the case ``T = 1``.
+Every layer here is a plain PyTorch layer that runs its own forward in every mode (eager, no_grad,
+tracing, scripting, export), so hooks, parametrizations and wrappers see the real model. Speed-ups are
+separate, explicit steps: :mod:`vast.deploy` (``fuse_for_inference``) for inference and
+:mod:`vast.ops.recompute` (``set_memory_lean``) for training memory.
 
 File order follows timm: blocks, model, ``checkpoint_filter_fn``, ``_create``, ``default_cfgs``,
 registered entry points.
 """
 
-from __future__ import annotations
 
 import difflib
 import inspect
 import re
+from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -37,26 +38,15 @@ from torch import nn
 
 from vast.errors import ConfigError, InputShapeError
 from vast.models.registry import register_model
-from vast.ops.linear import Linear, PackedLinear
-from vast.ops.recompute import (
-    gelu_linear,
-    layer_norm_linear,
-    lean_norm_supported,
-    norm_linears,
-    patch_embed_norm,
-)
-from vast.ops.shift import TokenShift, in_graph_mode
+from vast.ops.shift import TokenShift
 
 __all__ = [
     "AffineShiftBlock",
     "AffineShiftMixer",
     "AffineShiftTransformer",
-    "FusedAffineShiftBlock",
+    "MixerConfig",
     "checkpoint_filter_fn",
 ]
-
-NORM_CHOICES = ("batchnorm", "layernorm", "groupnorm")
-AFFINE_CHOICES = ("dynamic", "static", "none")
 
 
 # --------------------------------------------------------------------------------------------------
@@ -65,7 +55,8 @@ AFFINE_CHOICES = ("dynamic", "static", "none")
 
 
 class ChannelsLastBatchNorm(nn.Module):
-    """BatchNorm over every token of the batch (per channel); SyncBatchNorm-convertible."""
+    """BatchNorm over every token of the batch (per channel). It wraps ``nn.BatchNorm1d`` rather than
+    subclassing it so that ``nn.SyncBatchNorm.convert_sync_batchnorm`` swaps the inner layer only."""
 
     def __init__(self, dim: int, eps: float = 1e-5) -> None:
         super().__init__()
@@ -88,89 +79,88 @@ class ChannelsLastGroupNorm(nn.Module):
         return F.layer_norm(x, x.shape[1:], None, None, self.eps) * self.weight + self.bias
 
 
-def create_norm(name: str, dim: int) -> nn.Module:
-    """The token norm named by ``name`` (one of ``NORM_CHOICES``) for ``dim`` channels."""
-    if name == "batchnorm":
-        return ChannelsLastBatchNorm(dim)
-    if name == "layernorm":
-        return nn.LayerNorm(dim, eps=1e-5)
-    if name == "groupnorm":
-        return ChannelsLastGroupNorm(dim)
-    raise ValueError(f"unknown norm {name!r}; choose one of {', '.join(NORM_CHOICES)}")
+NORM_LAYERS: dict[str, type[nn.Module]] = {
+    "batchnorm": ChannelsLastBatchNorm,
+    "layernorm": nn.LayerNorm,
+    "groupnorm": ChannelsLastGroupNorm,
+}
 
 
 # --------------------------------------------------------------------------------------------------
-# The affine part of the mixer
+# The affine part of the mixer: z = s * (1 + g) + b
 # --------------------------------------------------------------------------------------------------
 
 
 class DynamicAffine(nn.Module):
-    """Scale and bias predicted per token and channel from the normalised input (MHSA's Q, K role).
+    """Scale ``g`` and bias ``b`` predicted per token and channel from the normalised input ``u``
+    (the role of MHSA's queries and keys): ``z = s * (1 + g(u)) + b(u)``.
 
-    Zero-initialised, so a fresh mixer is exactly a plain shift: z = s * (1 + 0) + 0.
+    Zero-initialised, so a fresh mixer is exactly a plain shift.
     """
 
     def __init__(self, dim: int) -> None:
         super().__init__()
-        self.proj = Linear(dim, 2 * dim)
+        self.proj = nn.Linear(dim, 2 * dim)
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
         nn.init.zeros_(self.proj.weight)
         nn.init.zeros_(self.proj.bias)
 
-    def modulation(self, u: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor] | None:
-        """``(1 + g, b)`` for every token: the gain and bias that ``forward`` applies."""
-        return self.modulation_from(self.proj(u))
-
-    def modulation_from(self, projected: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """``(1 + g, b)`` from ``self.proj(u)`` computed elsewhere."""
-        scale, bias = projected.chunk(2, dim=-1)
-        return 1.0 + scale, bias
-
-    def forward(self, shifted: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
-        gain, bias = self.proj(u).chunk(2, dim=-1)
-        return torch.addcmul(bias, shifted, 1.0 + gain)
+    def forward(self, s: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
+        g, b = self.proj(u).chunk(2, dim=-1)
+        return torch.addcmul(b, s, 1.0 + g)
 
 
 class StaticAffine(nn.Module):
-    """Learned per-channel scale and bias, the same for every token and input."""
+    """Learned per-channel ``g`` and ``b``, the same for every token and input."""
 
     def __init__(self, dim: int) -> None:
         super().__init__()
         self.scale = nn.Parameter(torch.zeros(dim))
         self.bias = nn.Parameter(torch.zeros(dim))
 
-    def modulation(self, u: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor] | None:
-        return 1.0 + self.scale, self.bias
-
-    def forward(self, shifted: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
-        return torch.addcmul(self.bias, shifted, 1.0 + self.scale)
+    def forward(self, s: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
+        return torch.addcmul(self.bias, s, 1.0 + self.scale)
 
 
 class NoAffine(nn.Module):
-    """The plain shift (the ablation without any affine)."""
+    """The plain shift (the ablation without any affine): ``z = s``."""
 
-    def modulation(self, u: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor] | None:
-        return None
+    def __init__(self, dim: int) -> None:
+        super().__init__()
 
-    def forward(self, shifted: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
-        return shifted
+    def forward(self, s: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
+        return s
 
 
-def create_affine(name: str, dim: int) -> nn.Module:
-    if name == "dynamic":
-        return DynamicAffine(dim)
-    if name == "static":
-        return StaticAffine(dim)
-    if name == "none":
-        return NoAffine()
-    raise ValueError(f"unknown affine {name!r}; choose one of {', '.join(AFFINE_CHOICES)}")
+AFFINES: dict[str, type[nn.Module]] = {"dynamic": DynamicAffine, "static": StaticAffine, "none": NoAffine}
 
 
 # --------------------------------------------------------------------------------------------------
 # Mixer, block, patch embedding and merging, stage
 # --------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class MixerConfig:
+    """The options of the Affine-Shift mixer, declared once (see ``docs/design.md``).
+
+    ``affine``: ``"dynamic"`` (g, b predicted per token), ``"static"`` (learned per channel) or
+    ``"none"``; ``spatial_fraction`` / ``temporal_fraction``: the share of channels shifted in space
+    (four groups) and in time (two groups); ``temporal_shift``: off keeps every frame to itself;
+    ``causal``: the temporal shift reads only the previous frame (streaming).
+    """
+
+    affine: str = "dynamic"
+    spatial_fraction: float = 1 / 3
+    temporal_fraction: float = 1 / 4
+    temporal_shift: bool = True
+    causal: bool = False
+
+    def __post_init__(self) -> None:
+        if self.affine not in AFFINES:
+            raise ValueError(f"unknown affine {self.affine!r}; choose one of {', '.join(AFFINES)}")
 
 
 class AffineShiftMixer(nn.Module):
@@ -180,38 +170,20 @@ class AffineShiftMixer(nn.Module):
     token-by-token term; the shift itself is free.
     """
 
-    def __init__(
-        self,
-        dim: int,
-        affine: str = "dynamic",
-        spatial_fraction: float = 1 / 3,
-        temporal_fraction: float = 1 / 4,
-        temporal_shift: bool = True,
-        causal: bool = False,
-        proj_drop: float = 0.0,
-    ) -> None:
+    def __init__(self, dim: int, config: MixerConfig = MixerConfig(), proj_drop: float = 0.0) -> None:
         super().__init__()
-        self.value = Linear(dim, dim)
-        self.shift = TokenShift(dim, spatial_fraction, temporal_fraction, temporal_shift, causal)
-        self.affine = create_affine(affine, dim)
-        self.proj = Linear(dim, dim)
+        self.value = nn.Linear(dim, dim)
+        self.shift = TokenShift(
+            dim, config.spatial_fraction, config.temporal_fraction, config.temporal_shift, config.causal
+        )
+        self.affine = AFFINES[config.affine](dim)
+        self.proj = nn.Linear(dim, dim)
         self.proj_drop = nn.Dropout(proj_drop)
 
     def forward(self, u: torch.Tensor) -> torch.Tensor:
-        return self.mix(self.value(u), self.affine.modulation(u))
-
-    def mix(self, v: torch.Tensor, modulation: tuple[torch.Tensor, torch.Tensor] | None) -> torch.Tensor:
-        """``W_o(shift(v) * gain + bias)`` from the value ``v`` and the affine's ``(gain, bias)``."""
-        z = self.shift(v)
-        if modulation is not None:  # shift(v) * (1 + g) + b in one pass
-            z = torch.addcmul(modulation[1], z, modulation[0])
-        return self.proj_drop(self.proj(z))
-
-    def input_projections(self) -> list[nn.Linear]:
-        """The linear layers that read the normalised input: the value and the dynamic affine's."""
-        if isinstance(self.affine, DynamicAffine):
-            return [self.value, self.affine.proj]
-        return [self.value]
+        s = self.shift(self.value(u))  # shift(W_v u)
+        z = self.affine(s, u)  # s * (1 + g(u)) + b(u)
+        return self.proj_drop(self.proj(z))  # W_o z
 
 
 class AffineShiftBlock(nn.Module):
@@ -220,143 +192,32 @@ class AffineShiftBlock(nn.Module):
     def __init__(
         self,
         dim: int,
+        mixer: MixerConfig = MixerConfig(),
         mlp_ratio: float = 4.0,
-        norm: str = "batchnorm",
-        affine: str = "dynamic",
-        spatial_fraction: float = 1 / 3,
-        temporal_fraction: float = 1 / 4,
-        temporal_shift: bool = True,
-        causal: bool = False,
+        norm_layer: type[nn.Module] = ChannelsLastBatchNorm,
         proj_drop: float = 0.0,
         drop_path: float = 0.0,
     ) -> None:
         super().__init__()
-        self.norm1 = create_norm(norm, dim)
-        self.mixer = AffineShiftMixer(
-            dim, affine, spatial_fraction, temporal_fraction, temporal_shift, causal, proj_drop
-        )
+        self.norm1 = norm_layer(dim)
+        self.mixer = AffineShiftMixer(dim, mixer, proj_drop)
         self.drop_path1 = DropPath(drop_path) if drop_path > 0.0 else nn.Identity()
-        self.norm2 = create_norm(norm, dim)
-        hidden = int(dim * mlp_ratio)
-        self.mlp = Mlp(dim, hidden_features=hidden, act_layer=nn.GELU, drop=proj_drop)
-        # timm's Mlp builds nn.Linear; ours is the same layer with the oneDNN inference path
-        self.mlp.fc1, self.mlp.fc2 = Linear(dim, hidden), Linear(hidden, dim)
+        self.norm2 = norm_layer(dim)
+        self.mlp = Mlp(dim, hidden_features=int(dim * mlp_ratio), act_layer=nn.GELU, drop=proj_drop)
         self.drop_path2 = DropPath(drop_path) if drop_path > 0.0 else nn.Identity()
-        self.memory_lean = True
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if not torch.jit.is_scripting():  # noqa: SIM102 (TorchScript skips only this exact test)
-            if self._lean(x):
-                return self._forward_lean(x)
         x = x + self.drop_path1(self.mixer(self.norm1(x)))
         x = x + self.drop_path2(self.mlp(self.norm2(x)))
         return x
 
-    @torch.jit.unused
-    def _lean(self, x: torch.Tensor) -> bool:
-        """Training in eager mode with BatchNorm: use :mod:`vast.ops.recompute` (less memory)."""
-        if not (self.memory_lean and torch.is_grad_enabled()) or in_graph_mode(x) or _autocast_on(x):
-            return False
-        norms = (self.norm1, self.norm2)
-        if not all(isinstance(n, ChannelsLastBatchNorm) and lean_norm_supported(n.bn) for n in norms):
-            return False
-        mlp = self.mlp
-        gelu = isinstance(mlp.act, nn.GELU) and mlp.act.approximate == "none"
-        return gelu and isinstance(mlp.norm, nn.Identity) and mlp.drop1.p == 0.0
+    @torch.jit.ignore
+    def fuse(self) -> nn.Module:
+        """The block rebuilt for inference (timm's ``reparameterize_model`` convention); see
+        :class:`vast.deploy.FusedAffineShiftBlock`."""
+        from vast.deploy.fuse import FusedAffineShiftBlock
 
-    @torch.jit.unused
-    def _forward_lean(self, x: torch.Tensor) -> torch.Tensor:
-        """The same function as ``forward``; BatchNorm and GELU outputs are recomputed in backward."""
-        mixer = self.mixer
-        outs = norm_linears(x, self.norm1.bn, mixer.input_projections())
-        if isinstance(mixer.affine, DynamicAffine):
-            modulation = mixer.affine.modulation_from(outs[1])
-        else:
-            modulation = mixer.affine.modulation(x)  # static or none: independent of the input
-        x = x + self.drop_path1(mixer.mix(outs[0], modulation))
-        (hidden,) = norm_linears(x, self.norm2.bn, [self.mlp.fc1])
-        return x + self.drop_path2(self.mlp.drop2(gelu_linear(hidden, self.mlp.fc2)))
-
-
-def _autocast_on(x: torch.Tensor) -> bool:
-    """The memory-lean functions compute in the input's dtype and know nothing of autocast (mixed
-    precision); under autocast the plain modules run instead."""
-    device = x.device.type
-    return device in ("cpu", "cuda", "xpu", "mps") and torch.is_autocast_enabled(device)
-
-
-def _fold_norm(linear: nn.Linear | PackedLinear, norm: nn.Module) -> tuple[torch.Tensor, torch.Tensor]:
-    """Weight and bias of ``linear(norm(x))`` as one linear map of ``x``, for an eval-mode BatchNorm
-    ``norm`` (``x * a + c`` per channel); ``nn.Identity`` passes the layer through unchanged."""
-    weight = linear.weight.detach().double()
-    bias = linear.bias.detach().double() if linear.bias is not None else weight.new_zeros(weight.shape[0])
-    if isinstance(norm, ChannelsLastBatchNorm):
-        bn = norm.bn
-        scale = bn.weight.detach().double() / torch.sqrt(bn.running_var.double() + bn.eps)
-        shift = bn.bias.detach().double() - bn.running_mean.double() * scale
-        bias = bias + weight @ shift
-        weight = weight * scale
-    elif not isinstance(norm, nn.Identity):
-        raise TypeError(f"only an eval-mode BatchNorm folds into a linear layer, not {type(norm).__name__}")
-    dtype = linear.weight.dtype
-    return weight.to(dtype), bias.to(dtype)
-
-
-class FusedAffineShiftBlock(nn.Module):
-    """:class:`AffineShiftBlock` rebuilt for inference (see ``AffineShiftTransformer.fuse_for_inference``).
-
-    * BatchNorm (in eval mode an affine map per channel) is folded into the projections after it;
-      LayerNorm and GroupNorm, which depend on the data, stay;
-    * the value and the dynamic affine's projections are one matmul (C -> 3C), with the affine's
-      ``1 +`` folded into its bias, so ``z = shift(v) * gain + bias`` is one ``addcmul``;
-    * every projection is a :class:`PackedLinear` (oneDNN on the CPU), with GELU inside the first MLP
-      matmul and both residual additions inside the matmuls that end each branch.
-    Dropout and DropPath are the identity in eval mode and are dropped.
-    """
-
-    def __init__(self, block: AffineShiftBlock) -> None:
-        super().__init__()
-        mixer, mlp = block.mixer, block.mlp
-        fold1 = isinstance(block.norm1, ChannelsLastBatchNorm)
-        fold2 = isinstance(block.norm2, ChannelsLastBatchNorm)
-        self.norm1 = nn.Identity() if fold1 else block.norm1
-        self.norm2 = nn.Identity() if fold2 else block.norm2
-        self.dim = mixer.value.in_features
-        self.affine = "none" if isinstance(mixer.affine, NoAffine) else "static"
-        weight, bias = _fold_norm(mixer.value, block.norm1 if fold1 else nn.Identity())
-        if isinstance(mixer.affine, DynamicAffine):
-            self.affine = "dynamic"
-            w_a, b_a = _fold_norm(mixer.affine.proj, block.norm1 if fold1 else nn.Identity())
-            b_a = torch.cat((b_a[: self.dim] + 1.0, b_a[self.dim :]))
-            weight, bias = torch.cat((weight, w_a)), torch.cat((bias, b_a))
-        self.inproj = PackedLinear(weight, bias)
-        self.shift = mixer.shift
-        if isinstance(mixer.affine, StaticAffine):
-            self.register_buffer("gain", 1.0 + mixer.affine.scale.detach().clone())
-            self.register_buffer("offset", mixer.affine.bias.detach().clone())
-        self.proj = PackedLinear(mixer.proj.weight, mixer.proj.bias)
-        self.fc1 = PackedLinear(*_fold_norm(mlp.fc1, block.norm2 if fold2 else nn.Identity()), activation="gelu")
-        self.fc2 = PackedLinear(mlp.fc2.weight, mlp.fc2.bias)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        out = self.inproj(self.norm1(x))
-        c = self.dim
-        if self.affine == "dynamic":
-            z = torch.addcmul(out[..., 2 * c :], self.shift(out[..., :c]), out[..., c : 2 * c])
-        elif self.affine == "static":
-            z = torch.addcmul(self.offset, self.shift(out), self.gain)
-        else:
-            z = self.shift(out)
-        x = self.proj(z, x)
-        return self.fc2(self.fc1(self.norm2(x)), x)
-
-    def train(self, mode: bool = True) -> FusedAffineShiftBlock:
-        if mode:
-            raise RuntimeError(
-                "a model fused for inference cannot be trained (its norms are folded away); "
-                "build it again with vast.create_model"
-            )
-        return super().train(False)
+        return FusedAffineShiftBlock(self)
 
 
 class PatchEmbed(nn.Module):
@@ -371,25 +232,14 @@ class PatchEmbed(nn.Module):
         else:
             self.proj = nn.Conv2d(in_chans, dim, kernel_size=patch_size, stride=patch_size)
         self.norm = nn.LayerNorm(dim)
-        self.memory_lean = True
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if not torch.jit.is_scripting():  # noqa: SIM102 (TorchScript skips only this exact test)
-            if self._lean(x):
-                return patch_embed_norm(x, self.proj, self.norm)
         x = self.proj(x)
         if self.video:
             x = x.permute(0, 2, 3, 4, 1)  # (B, C, T, H, W) -> (B, T, H, W, C)
         else:
             x = x.permute(0, 2, 3, 1).unsqueeze(1)  # (B, C, H, W) -> (B, 1, H, W, C)
         return self.norm(x)
-
-    @torch.jit.unused
-    def _lean(self, x: torch.Tensor) -> bool:
-        """Training in eager mode: the convolution is recomputed in backward, its output not stored."""
-        if not self.memory_lean or not torch.is_grad_enabled() or in_graph_mode(x) or _autocast_on(x):
-            return False
-        return self.proj.weight.requires_grad and isinstance(self.norm, nn.LayerNorm)
 
 
 class PatchMerging(nn.Module):
@@ -401,8 +251,7 @@ class PatchMerging(nn.Module):
     def __init__(self, dim: int, out_dim: int) -> None:
         super().__init__()
         self.norm = nn.LayerNorm(4 * dim)
-        self.reduction = Linear(4 * dim, out_dim, bias=False)
-        self.memory_lean = True
+        self.reduction = nn.Linear(4 * dim, out_dim, bias=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         # An odd height or width gets one zero row / column (as Swin), so 112 x 112 inputs work.
@@ -410,17 +259,14 @@ class PatchMerging(nn.Module):
         x = torch.cat(
             [x[:, :, 0::2, 0::2], x[:, :, 1::2, 0::2], x[:, :, 0::2, 1::2], x[:, :, 1::2, 1::2]], dim=-1
         )
-        if not torch.jit.is_scripting():  # noqa: SIM102 (TorchScript skips only this exact test)
-            if self._lean(x):
-                return layer_norm_linear(x, self.norm, self.reduction)
         return self.reduction(self.norm(x))
 
-    @torch.jit.unused
-    def _lean(self, x: torch.Tensor) -> bool:
-        """Training in eager mode: the LayerNorm output is recomputed in backward, not stored."""
-        plain = self.memory_lean and isinstance(self.norm, nn.LayerNorm) and isinstance(self.reduction, nn.Linear)
-        lean = plain and torch.is_grad_enabled() and not in_graph_mode(x) and not _autocast_on(x)
-        return lean and x.requires_grad
+    @torch.jit.ignore
+    def fuse(self) -> nn.Module:
+        """The merging rebuilt for inference (timm's ``reparameterize_model`` convention)."""
+        from vast.deploy.fuse import FusedPatchMerging
+
+        return FusedPatchMerging(self)
 
 
 class AffineShiftStage(nn.Module):
@@ -456,6 +302,30 @@ class AffineShiftStage(nn.Module):
 # --------------------------------------------------------------------------------------------------
 
 
+@torch.jit.ignore
+def check_input_shape(x: torch.Tensor, name: str, in_chans: int, patch_size: int, t_patch: int, video: bool) -> None:
+    """Raise :class:`InputShapeError` for an input the model cannot take (one clear line, not a
+    traceback from deep inside a convolution). A leaf of FX graphs (``torch.fx.wrap``), so traced
+    models check their input too."""
+    shape = tuple(x.shape)
+    if video:
+        expected = f"(B, {in_chans}, T, H, W)"
+        ok = len(shape) == 5 and shape[1] == in_chans and shape[2] % t_patch == 0
+    else:
+        expected = f"(B, {in_chans}, H, W)"
+        ok = len(shape) == 4 and shape[1] == in_chans
+    if not (ok and shape[-1] % patch_size == 0 and shape[-2] % patch_size == 0):
+        frames = f", T a multiple of t_patch={t_patch}" if video else ""
+        hint = " (a video model: add a time axis)" if video and len(shape) == 4 else ""
+        raise InputShapeError(
+            f"{name} expects input {expected}{frames} and H, W multiples of {patch_size}, "
+            f"got {shape}{hint}; resize or crop the input"
+        )
+
+
+torch.fx.wrap("check_input_shape")
+
+
 class AffineShiftTransformer(nn.Module):
     """AST (``video=False``, input ``(B, C, H, W)``) and VAST (``video=True``, input ``(B, C, T, H, W)``).
 
@@ -488,15 +358,14 @@ class AffineShiftTransformer(nn.Module):
         global_pool: str = "avg",
     ) -> None:
         super().__init__()
-        if norm not in NORM_CHOICES:
-            raise ValueError(f"unknown norm {norm!r}; choose one of {', '.join(NORM_CHOICES)}")
-        if affine not in AFFINE_CHOICES:
-            raise ValueError(f"unknown affine {affine!r}; choose one of {', '.join(AFFINE_CHOICES)}")
+        if norm not in NORM_LAYERS:
+            raise ValueError(f"unknown norm {norm!r}; choose one of {', '.join(NORM_LAYERS)}")
         if global_pool not in ("avg", ""):
             raise ValueError(f"global_pool must be 'avg' or '' (no pooling), got {global_pool!r}")
         if t_patch < 1 or (t_patch > 1 and not video):
             raise ValueError(f"t_patch must be 1 for image models and >= 1 for video, got {t_patch}")
         self.num_classes = num_classes
+        self._memory_lean: Any = None  # set_memory_lean's recompute hooks
         self.in_chans = in_chans
         self.video = video
         self.t_patch = t_patch
@@ -509,16 +378,8 @@ class AffineShiftTransformer(nn.Module):
 
         self.stem = PatchEmbed(in_chans, embed_dim, patch_size, t_patch, video)
         # Images have T = 1: a temporal shift would only shift zeros in, so it is off for AST.
-        block_kwargs = dict(
-            mlp_ratio=mlp_ratio,
-            norm=norm,
-            affine=affine,
-            spatial_fraction=spatial_fraction,
-            temporal_fraction=temporal_fraction,
-            temporal_shift=temporal_shift and video,
-            causal=causal,
-            proj_drop=proj_drop_rate,
-        )
+        mixer = MixerConfig(affine, spatial_fraction, temporal_fraction, temporal_shift and video, causal)
+        block_kwargs = dict(mixer=mixer, mlp_ratio=mlp_ratio, norm_layer=NORM_LAYERS[norm], proj_drop=proj_drop_rate)
         total = sum(depths)  # stochastic depth grows linearly with block index (plain floats: meta-safe)
         rates = [drop_path_rate * i / max(total - 1, 1) for i in range(total)]
         stages, self.feature_info, start = [], [], 0
@@ -541,7 +402,7 @@ class AffineShiftTransformer(nn.Module):
         self.stages = nn.Sequential(*stages)
         self.norm = nn.LayerNorm(self.num_features)
         self.head_drop = nn.Dropout(drop_rate)
-        self.head = Linear(self.num_features, num_classes) if num_classes > 0 else nn.Identity()
+        self.head = nn.Linear(self.num_features, num_classes) if num_classes > 0 else nn.Identity()
         self.apply(self._init_weights)
         for module in self.modules():
             if isinstance(module, DynamicAffine):  # a fresh mixer is exactly a plain shift
@@ -576,14 +437,23 @@ class AffineShiftTransformer(nn.Module):
 
     @torch.jit.ignore
     def set_memory_lean(self, enable: bool = True) -> None:
-        """Recompute BatchNorm and GELU outputs in the backward pass instead of storing them (on by
-        default; training in eager mode with BatchNorm only, see :mod:`vast.ops.recompute`)."""
-        for module in self.modules():
-            if isinstance(module, (AffineShiftBlock, PatchMerging, PatchEmbed)):
-                module.memory_lean = enable
+        """Training memory: recompute the norm and GELU outputs in the backward pass instead of storing
+        them (see :mod:`vast.ops.recompute`); every layer still runs its own forward. Off by default;
+        the ``train.memory_lean`` recipe key turns it on. Eager training only: a compiled model
+        recomputes on its own, and an exported model has no backward pass."""
+        from vast.ops.recompute import ActivationRecompute
+
+        if self._memory_lean is not None:
+            self._memory_lean.remove()
+            self._memory_lean = None
+        if enable:
+            scopes = [m for m in self.modules() if isinstance(m, (AffineShiftBlock, PatchMerging))]
+            self._memory_lean = ActivationRecompute(scopes)
 
     @torch.jit.ignore
     def set_grad_checkpointing(self, enable: bool = True) -> None:
+        """timm's activation checkpointing per stage: stores only each block's input and recomputes
+        the block in the backward pass (less memory than ``set_memory_lean``, one more forward pass)."""
         for stage in self.stages:
             stage.grad_checkpointing = enable
 
@@ -597,30 +467,17 @@ class AffineShiftTransformer(nn.Module):
             if global_pool not in ("avg", ""):
                 raise ValueError(f"global_pool must be 'avg' or '', got {global_pool!r}")
             self.global_pool = global_pool
-        self.head = Linear(self.num_features, num_classes) if num_classes > 0 else nn.Identity()
+        self.head = nn.Linear(self.num_features, num_classes) if num_classes > 0 else nn.Identity()
+
+    @property
+    @torch.jit.unused
+    def _arch(self) -> str:
+        return getattr(self, "pretrained_cfg", {}).get("architecture", type(self).__name__)
 
     @torch.jit.unused
     def check_input(self, x: torch.Tensor) -> None:
-        """Raise :class:`InputShapeError` for an input this model cannot take (one clear line, not a
-        traceback from deep inside a convolution)."""
-        if isinstance(x, torch.fx.Proxy) or torch.jit.is_tracing():
-            return  # symbolic tracing: shapes are not concrete here
-        shape = tuple(x.shape)
-        if self.video:
-            expected = f"(B, {self.in_chans}, T, H, W)"
-            ok = len(shape) == 5 and shape[1] == self.in_chans and shape[2] % self.t_patch == 0
-        else:
-            expected = f"(B, {self.in_chans}, H, W)"
-            ok = len(shape) == 4 and shape[1] == self.in_chans
-        ok = ok and shape[-1] % self.patch_size == 0 and shape[-2] % self.patch_size == 0
-        if not ok:
-            name = getattr(self, "pretrained_cfg", {}).get("architecture", type(self).__name__)
-            frames = f", T a multiple of t_patch={self.t_patch}" if self.video else ""
-            hint = " (a video model: add a time axis)" if self.video and len(shape) == 4 else ""
-            raise InputShapeError(
-                f"{name} expects input {expected}{frames} and H, W multiples of "
-                f"{self.patch_size}, got {shape}{hint}; resize or crop the input"
-            )
+        """Raise :class:`InputShapeError` for an input this model cannot take."""
+        check_input_shape(x, self._arch, self.in_chans, self.patch_size, self.t_patch, self.video)
 
     def _tokens_to(self, x: torch.Tensor, output_fmt: str) -> torch.Tensor:
         """Channels-last tokens (B, T, H, W, C) to the requested feature layout."""
@@ -646,7 +503,7 @@ class AffineShiftTransformer(nn.Module):
         if output_fmt not in ("NCHW", "NHWC"):
             raise ValueError(f"output_fmt must be 'NCHW' or 'NHWC', got {output_fmt!r}")
         if not torch.jit.is_scripting():
-            self.check_input(x)
+            check_input_shape(x, self._arch, self.in_chans, self.patch_size, self.t_patch, self.video)
         intermediates = []
         take_indices, max_index = feature_take_indices(len(self.stages), indices)
         num_stages = len(self.stages)
@@ -681,28 +538,19 @@ class AffineShiftTransformer(nn.Module):
         return take_indices
 
     @torch.jit.ignore
-    def fuse_for_inference(self) -> AffineShiftTransformer:
-        """Rebuild the blocks for fast inference, in place (see :class:`FusedAffineShiftBlock`).
+    def fuse_for_inference(self) -> "AffineShiftTransformer":
+        """Rebuild the model for fast inference, in place, with :func:`vast.deploy.fuse_for_inference`.
 
-        The model must be in eval mode (BatchNorm statistics are frozen into the weights); it computes
-        the same function up to float rounding and cannot be trained afterwards. Its state dict
-        changes, so load weights first; export the unfused model (TorchScript, ONNX and
-        ``torch.export`` fuse on their own). Returns ``self``.
+        The model must be in eval mode (BatchNorm statistics are folded into the weights); it computes
+        the same function up to float rounding and cannot be trained afterwards. Returns ``self``.
         """
-        if self.training:
-            raise RuntimeError("call model.eval() before fuse_for_inference()")
-        for stage in self.stages:
-            if isinstance(stage.downsample, PatchMerging):
-                reduction = stage.downsample.reduction
-                stage.downsample.reduction = PackedLinear(reduction.weight, reduction.bias)
-            for i, block in enumerate(stage.blocks):
-                if isinstance(block, AffineShiftBlock):
-                    stage.blocks[i] = FusedAffineShiftBlock(block)
-        return self
+        from vast.deploy.fuse import fuse_for_inference
+
+        return fuse_for_inference(self)
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         if not torch.jit.is_scripting():
-            self.check_input(x)
+            check_input_shape(x, self._arch, self.in_chans, self.patch_size, self.t_patch, self.video)
         x = self.stem(x)
         x = self.stages(x)
         x = self.norm(x)

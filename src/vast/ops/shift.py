@@ -21,18 +21,10 @@ with ``g = floor(C * spatial_fraction / 4)`` and ``k = floor(C * temporal_fracti
 ``causal=True`` is for streaming: nothing may come from a future frame, so the ``T+1`` group is left
 unshifted (as in TSM's online variant) and only ``T-1`` moves information forward in time.
 
-Two implementations give identical values (a shift only copies):
-
-* the **graph form** (slices, ``F.pad`` and one ``torch.cat``) has no in-place slice assignment, so it
-  traces and exports cleanly (TorchScript, FX, ``torch.export``, ONNX) and ``torch.compile`` fuses it
-  into its consumer; it is used whenever the code is being scripted, traced, exported or compiled;
-* the **eager form** writes every output element once, straight into a new tensor (one memory pass,
-  where pad + cat writes the shifted channels twice; 1.7x faster on vast_tiny's tensors), with a custom
-  backward that is the shift in the opposite direction (the adjoint of a zero-filled shift).
-
-Fusing the shift into the affine that follows it (``shift(v) * gain + bias`` in one pass) was measured
-too: in eager PyTorch the per-group element-wise kernels over 8-channel slices were slower than the
-shift followed by one contiguous ``addcmul``; ``torch.compile`` does fuse them (one loop per token).
+The shift is written with slices, ``F.pad`` and one ``torch.cat``: no in-place slice assignment, so it
+runs the same in eager mode, under autograd, and in every tracer and exporter (TorchScript, FX,
+``torch.export``, ONNX), and ``torch.compile`` fuses it into its consumer. An inference-only form
+that writes each element once is in :mod:`vast.deploy.shift`.
 
 :func:`shift_tokens_reference` is the slow, obviously correct version the tests compare both against.
 """
@@ -96,8 +88,9 @@ def _shift_along(x: torch.Tensor, dim: int, take_from_previous: bool) -> torch.T
     return F.pad(x, pad[: pair + 2]).narrow(dim, 1, x.shape[dim])
 
 
-def _shift_graph(x: torch.Tensor, spatial: int, temporal: int, causal: bool) -> torch.Tensor:
-    """The graph form: slices, pad and one concatenation (exports and compiles cleanly)."""
+def _shift(x: torch.Tensor, spatial: int, temporal: int, causal: bool) -> torch.Tensor:
+    """The shift with precomputed group sizes (keeps shape arithmetic out of traced graphs): slices,
+    pad and one concatenation."""
     if spatial == 0 and temporal == 0:
         return x
     parts: list[torch.Tensor] = []
@@ -115,78 +108,6 @@ def _shift_graph(x: torch.Tensor, spatial: int, temporal: int, causal: bool) -> 
         start = start + 2 * temporal
     parts.append(x[..., start:])
     return torch.cat(parts, dim=-1)
-
-
-# ---- the eager form ------------------------------------------------------------------------------
-# A plan lists (first channel, end channel, token dim, step) per group: step -1 reads the previous
-# token along dim, +1 the next one, 0 leaves the channels in place.
-
-_Plan = tuple[tuple[int, int, int, int], ...]
-
-
-def _plan(channels: int, spatial: int, temporal: int, causal: bool) -> _Plan:
-    g, k = spatial, temporal
-    groups = [(0, g, 3, -1), (g, 2 * g, 3, 1), (2 * g, 3 * g, 2, -1), (3 * g, 4 * g, 2, 1)]
-    groups += [(4 * g, 4 * g + k, 1, -1), (4 * g + k, 4 * g + 2 * k, 1, 0 if causal else 1)]
-    groups.append((4 * g + 2 * k, channels, 1, 0))
-    return tuple(group for group in groups if group[1] > group[0])
-
-
-def _adjoint(plan: _Plan) -> _Plan:
-    """The plan of the backward pass: a zero-filled shift's adjoint is the opposite shift."""
-    return tuple((a, b, dim, -step) for a, b, dim, step in plan)
-
-
-def _slices(length: int, step: int) -> tuple[int, int, int]:
-    """(first written token, first read token, border token) of a shift by ``step`` along ``length``."""
-    return (1, 0, 0) if step < 0 else (0, 1, length - 1)
-
-
-def _shift_into(out: torch.Tensor, x: torch.Tensor, plan: _Plan) -> torch.Tensor:
-    """Write shift(x) into ``out`` (same shape), every element once."""
-    for first, end, dim, step in plan:
-        src, dst = x[..., first:end], out[..., first:end]
-        length = x.shape[dim]
-        if step == 0:
-            dst.copy_(src)
-            continue
-        write, read, border = _slices(length, step)
-        if length > 1:
-            dst.narrow(dim, write, length - 1).copy_(src.narrow(dim, read, length - 1))
-        dst.narrow(dim, border, 1).zero_()
-    return out
-
-
-class _EagerShift(torch.autograd.Function):
-    """The single-pass shift with the opposite shift as its backward."""
-
-    @staticmethod
-    def forward(ctx: torch.autograd.function.FunctionCtx, x: torch.Tensor, plan: _Plan) -> torch.Tensor:
-        ctx.plan = plan
-        return _shift_into(torch.empty(x.shape, dtype=x.dtype, device=x.device), x, plan)
-
-    @staticmethod
-    def backward(ctx: torch.autograd.function.FunctionCtx, grad: torch.Tensor) -> tuple[torch.Tensor, None]:
-        return _EagerShift.apply(grad, _adjoint(ctx.plan)), None
-
-
-def in_graph_mode(x: torch.Tensor) -> bool:
-    """Whether ``x`` flows through a tracer, exporter or compiler: code that mutates tensors or runs
-    custom autograd functions must then take its plain, traceable form."""
-    if torch.jit.is_scripting() or torch.jit.is_tracing() or isinstance(x, torch.fx.Proxy):
-        return True
-    is_exporting = getattr(torch.compiler, "is_exporting", None)
-    return torch.compiler.is_compiling() or (is_exporting is not None and is_exporting())
-
-
-def _shift(x: torch.Tensor, spatial: int, temporal: int, causal: bool) -> torch.Tensor:
-    """The shift with precomputed group sizes (keeps shape arithmetic out of traced graphs)."""
-    if spatial == 0 and temporal == 0:
-        return x
-    if not torch.jit.is_scripting():  # noqa: SIM102 (TorchScript skips only this exact test)
-        if not in_graph_mode(x):
-            return _EagerShift.apply(x, _plan(x.shape[-1], spatial, temporal, causal))
-    return _shift_graph(x, spatial, temporal, causal)
 
 
 def shift_tokens(
