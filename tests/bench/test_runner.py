@@ -46,6 +46,12 @@ def test_shift_share_of_a_known_vast_row(report):
     assert vast.throughput_clips_s == pytest.approx(50.0)
 
 
+def test_a_vast_row_without_token_shift_modules_has_no_shift_share(known_models, monkeypatch, fast_settings):
+    monkeypatch.setitem(known_models, "vast_nano", known_models["r3d_18"])  # no TokenShift inside
+    report = bench.run_benchmark([bench.ModelSpec("vast_nano", TINY)], fast_settings(memory=False))
+    assert report.results[0].shift_pct is None
+
+
 def test_memory_of_a_known_model(report):
     linear, vast, fused = report.results
     # inference: weight, bias and input resident, the 1x400 output allocated

@@ -213,13 +213,16 @@ def _shift_runners(
     specs: Sequence[ModelSpec], pool: ModelPool, device: torch.device, dtype: torch.dtype, settings: BenchSettings
 ) -> dict[str, Runner]:
     """For each VAST row, every token shift of one forward pass replayed on its own (same shapes and
-    strides, fresh data): its time over the forward's is the shift's share of the forward pass."""
+    strides, fresh data): its time over the forward's is the shift's share of the forward pass. A row
+    whose model calls no :class:`~vast.ops.shift.TokenShift` gets no share rather than one of nothing."""
     runners = {}
     for spec in specs:
         if not spec.is_vast:
             continue
         x = make_input(spec, device, dtype, channels_last=settings.channels_last)
-        runners[f"shift {spec.key}"] = shift_replay(shift_calls(pool.model(spec), x))
+        calls = shift_calls(pool.model(spec), x)
+        if calls:
+            runners[f"shift {spec.key}"] = shift_replay(calls)
     return runners
 
 
