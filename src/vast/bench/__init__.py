@@ -13,12 +13,11 @@ One concern per module:
 * :mod:`~vast.bench.scaling`: sweeps over frames and resolution;
 * :mod:`~vast.bench.compiled`: ``torch.compile`` against eager;
 * :mod:`~vast.bench.report` and :mod:`~vast.bench.plots`: tables, JSON, CSV and figures;
-* :mod:`~vast.bench.onednn`: the one contact with VAST's oneDNN linear path;
 * :mod:`~vast.bench.allocator`: glibc's malloc setting that ``--malloc tuned`` opts in to.
 
-Nothing here changes process-wide settings unless asked: threads only with ``BenchSettings.threads``,
-VAST's linear backend only with ``BenchSettings.onednn=False`` (both restored afterwards), glibc's malloc
-only inside :func:`tuned_malloc`.
+Nothing here changes process-wide settings unless asked: threads only with ``BenchSettings.threads``
+(restored afterwards), glibc's malloc only inside :func:`tuned_malloc`. Fused rows are built with
+:func:`vast.deploy.fuse_for_inference`; ``--blas`` builds them with ``onednn=False`` (:func:`on_blas`).
 """
 
 from vast.bench.allocator import tuned_malloc
@@ -44,6 +43,7 @@ from vast.bench.specs import (
     common_input,
     default_specs,
     make_input,
+    on_blas,
     parse_model_arg,
     weights_input,
 )
@@ -75,6 +75,7 @@ __all__ = [
     "interleaved_times",
     "machine_info",
     "make_input",
+    "on_blas",
     "parse_device",
     "parse_dtype",
     "parse_model_arg",

@@ -13,9 +13,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from vast.bench.onednn import packed_weight_bytes
 from vast.bench.specs import ModelSpec, build_model, make_input
 from vast.bench.timing import inference_runner
+from vast.deploy import packed_bytes
 
 MB = 2**20
 
@@ -91,7 +91,7 @@ def _native_stderr_silenced() -> Iterator[None]:
 def inference_peak(model: nn.Module, x: torch.Tensor, fn: Callable[[torch.Tensor], Any] | None = None) -> int:
     """Peak tensor bytes of one inference pass of ``fn`` (default ``model``), weights and input included,
     and the oneDNN-packed copies of the weights that earlier passes made."""
-    resident = tensor_bytes([*model.parameters(), *model.buffers(), x]) + packed_weight_bytes(model)
+    resident = tensor_bytes([*model.parameters(), *model.buffers(), x]) + packed_bytes(model)
     return peak_memory(inference_runner(fn or model, x), x.device, resident)
 
 

@@ -9,7 +9,6 @@ from dataclasses import dataclass
 
 import torch
 
-from vast.bench.onednn import linear_backend
 from vast.errors import ConfigError
 
 
@@ -21,7 +20,7 @@ class BenchSettings:
     dtype: str = "fp32"
     threads: int | None = None
     compile: bool = False  # torch.compile (inductor, frozen weights) for the timed passes
-    onednn: bool = True  # VAST's projections on oneDNN in inference (vast.ops.linear); False: F.linear
+    onednn: bool = True  # fused rows on oneDNN (vast.deploy); False: on F.linear (the rows say onednn=False)
     channels_last: bool = False
     warmup: int = 2
     repeats: int = 5
@@ -38,14 +37,12 @@ class BenchSettings:
 @contextlib.contextmanager
 def applied(settings: BenchSettings) -> Iterator[None]:
     """Within the block, what ``settings`` ask of the process and nothing else: torch's intra-op thread
-    count only when ``settings.threads`` is given, VAST's projections on ``F.linear`` only when
-    ``settings.onednn`` is False; each is restored afterwards."""
+    count only when ``settings.threads`` is given, restored afterwards."""
     if settings.threads is not None and settings.threads < 1:
         raise ConfigError(f"--threads must be at least 1, got {settings.threads}")
     with contextlib.ExitStack() as stack:
         if settings.threads is not None:
             stack.enter_context(intra_op_threads(settings.threads))
-        stack.enter_context(linear_backend(settings.onednn))
         yield
 
 

@@ -14,6 +14,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from vast.deploy import fuse_for_inference
 from vast.errors import ConfigError, InputShapeError, UnknownModelError
 from vast.models import create_model, list_models
 
@@ -49,7 +50,7 @@ class ModelSpec:
     @property
     def unfused(self) -> ModelSpec:
         """The same row without ``fused`` (the trained model: its params and GMACs)."""
-        options = tuple((k, v) for k, v in self.options if k != "fused")
+        options = tuple((k, v) for k, v in self.options if k not in ("fused", "onednn"))
         return dataclasses.replace(self, options=options)
 
     @property
@@ -176,15 +177,23 @@ def _peer_specs(name: str, shape: tuple[int, ...], quick: bool) -> list[ModelSpe
 
 def build_module(spec: ModelSpec) -> nn.Module:
     """The freshly initialised model of ``spec`` (400 classes) on torch's current default device; a
-    ``fused=True`` VAST row is the model after ``model.eval().fuse_for_inference()``."""
+    ``fused=True`` VAST row is the model after :func:`vast.deploy.fuse_for_inference` (with
+    ``onednn=False``, its projections on ``F.linear``)."""
     if spec.is_vast:
         options = dict(spec.options)
-        fused = bool(options.pop("fused", False))
+        fused, onednn = bool(options.pop("fused", False)), bool(options.pop("onednn", True))
         model = create_model(spec.name, num_classes=400, **options)
-        return model.eval().fuse_for_inference() if fused else model
+        return fuse_for_inference(model.eval(), onednn=onednn) if fused else model
     import torchvision
 
     return torchvision.models.get_model(spec.name, weights=None, num_classes=400)
+
+
+def on_blas(spec: ModelSpec) -> ModelSpec:
+    """A fused VAST row with its projections on ``F.linear`` (``vast bench --blas``); others as they are."""
+    if not spec.fused:
+        return spec
+    return dataclasses.replace(spec, options=(*spec.options, ("onednn", False)))
 
 
 def meta_model(spec: ModelSpec) -> nn.Module:

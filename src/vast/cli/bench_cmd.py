@@ -42,7 +42,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--compile", action="store_true", help="torch.compile the models (inductor, frozen weights)")
     parser.add_argument("--channels-last", action="store_true", help="NDHWC input and Conv3d weights")
     parser.add_argument("--blas", action="store_true",
-                        help="VAST's projections on F.linear (the BLAS) instead of oneDNN, to compare")  # fmt: skip
+                        help="fused VAST rows with projections on F.linear (the BLAS), not oneDNN")  # fmt: skip
     parser.add_argument("--frames", type=int, default=8, help="frames of the common input (default 8)")
     parser.add_argument("--size", type=int, default=224, help="height and width of the common input (default 224)")
     parser.add_argument("--batch", type=int, default=4, help="throughput batch (default 4; 1 skips throughput)")
@@ -127,6 +127,8 @@ def _side_by_side(args: argparse.Namespace, settings: BenchSettings, shape: tupl
     from vast import bench
 
     specs = bench.default_specs(args.models, peers=args.peers, shape=shape, quick=args.quick)
+    if args.blas:
+        specs = [bench.on_blas(spec) for spec in specs]
     report = bench.run_benchmark(specs, settings)
     print(bench.format_results(report, markdown=args.markdown))
     for key, reason in report.skipped.items():
@@ -146,7 +148,10 @@ def _scaling(args: argparse.Namespace, settings: BenchSettings, shape: tuple[int
     frames, sizes = bench.SCALING_FRAMES, bench.SCALING_SIZES
     if args.quick:
         frames, sizes = frames[:3], sizes[:3]
-    rows = bench.run_scaling(bench.scaling_specs(models, frames, sizes, base=shape), settings)
+    points = bench.scaling_specs(models, frames, sizes, base=shape)
+    if args.blas:
+        points = [(label, bench.on_blas(spec)) for label, spec in points]
+    rows = bench.run_scaling(points, settings)
     print(bench.format_scaling(rows, markdown=args.markdown))
     print("\ngrowth = (time ratio) / (token ratio) from the previous point of the sweep; 1.00 is linear in tokens.")
     device = bench.parse_device(settings.device)
@@ -159,7 +164,8 @@ def _print_context(report: BenchReport) -> None:
     print(
         f"\n{s['device']} ({where}, {m.get('cpu_count')} CPUs), {s['dtype']}, threads="
         f"{s.get('threads') or 'torch default'}{', torch.compile' if s.get('compile') else ''}"
-        f"{', channels-last' if s.get('channels_last') else ''}{'' if s.get('onednn', True) else ', VAST on F.linear'}"
+        f"{', channels-last' if s.get('channels_last') else ''}"
+        f"{'' if s.get('onednn', True) else ', fused VAST on F.linear'}"
         f"; torch {m['torch']}, torchvision {m['torchvision']}"
     )
     if report.results:
