@@ -30,3 +30,12 @@ def test_every_shift_of_a_pass_is_recorded_and_replayed_once():
     shift_replay(calls)()
     assert (first.calls, second.calls) == (2, 2)
     assert not any(m._forward_pre_hooks for m in (first, second))  # the recording hooks are gone
+
+
+def test_a_fused_models_shifts_are_found_too():
+    import vast
+
+    model = vast.create_model("vast_nano", num_classes=4).eval()
+    x = torch.randn(1, 3, 4, 32, 32)
+    fused = vast.create_model("vast_nano", num_classes=4).eval().fuse_for_inference()
+    assert len(shift_calls(fused, x)) == len(shift_calls(model, x)) == 6  # one per block

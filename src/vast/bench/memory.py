@@ -100,9 +100,12 @@ def training_peak(spec: ModelSpec, device: torch.device, dtype: torch.dtype, cha
 
     Weights stay fp32; ``bf16`` trains under autocast, as mixed precision is used in practice. The first
     step (which creates the optimiser state) is not measured; the second is, with the gradients freed
-    in between (``zero_grad(set_to_none=True)``), so the gradients count as part of the step.
+    in between (``zero_grad(set_to_none=True)``), so the gradients count as part of the step. VAST
+    trains with ``set_memory_lean(True)``, as every shipped recipe does (``train.memory_lean``).
     """
     model = build_model(spec, device, torch.float32, channels_last).train()
+    if hasattr(model, "set_memory_lean"):
+        model.set_memory_lean(True)
     x = make_input(spec, device, torch.float32, channels_last=channels_last)
     target = torch.zeros(x.shape[0], dtype=torch.long, device=device)
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4)

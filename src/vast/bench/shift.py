@@ -9,8 +9,10 @@ from vast.bench.timing import Runner, inference_runner
 
 
 def shift_calls(model: nn.Module, x: torch.Tensor) -> list[tuple[nn.Module, torch.Tensor]]:
-    """The token-shift modules called in one forward pass of ``model`` on ``x``, in call order, each
+    """The token-shift modules (the reference's or the fused model's) called in one forward pass of
+    ``model`` on ``x``, in call order, each
     with a fresh tensor shaped and strided like its input."""
+    from vast.deploy.shift import InferenceTokenShift
     from vast.ops.shift import TokenShift
 
     calls: list[tuple[nn.Module, torch.Tensor]] = []
@@ -19,7 +21,8 @@ def shift_calls(model: nn.Module, x: torch.Tensor) -> list[tuple[nn.Module, torc
         t = args[0]
         calls.append((module, torch.empty_strided(t.shape, t.stride(), dtype=t.dtype, device=t.device).normal_()))
 
-    hooks = [m.register_forward_pre_hook(record) for m in model.modules() if isinstance(m, TokenShift)]
+    shifts = [m for m in model.modules() if isinstance(m, (TokenShift, InferenceTokenShift))]
+    hooks = [m.register_forward_pre_hook(record) for m in shifts]
     try:
         inference_runner(model, x)()
     finally:
