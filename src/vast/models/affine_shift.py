@@ -38,6 +38,7 @@ from torch import nn
 
 from vast.errors import ConfigError, InputShapeError
 from vast.models.registry import register_model
+from vast.ops.recompute import ActivationRecompute
 from vast.ops.shift import TokenShift
 
 __all__ = [
@@ -441,8 +442,6 @@ class AffineShiftTransformer(nn.Module):
         them (see :mod:`vast.ops.recompute`); every layer still runs its own forward. Off by default;
         the ``train.memory_lean`` recipe key turns it on. Eager training only: a compiled model
         recomputes on its own, and an exported model has no backward pass."""
-        from vast.ops.recompute import ActivationRecompute
-
         if self._memory_lean is not None:
             self._memory_lean.remove()
             self._memory_lean = None
