@@ -1,5 +1,7 @@
 """The video data layer: annotations -> decoding -> clip sampling -> transforms -> dataset.
 
+Images (ImageNet class folders) are read as one-frame videos.
+
 See ``docs/data.md`` for the annotation formats, the samplers and the broken-video policy.
 """
 
@@ -15,11 +17,13 @@ from vast.data.dataset import (
 from vast.data.decoding import (
     BrokenVideoError,
     FrameFolderDecoder,
+    ImageDecoder,
     PyAVDecoder,
     VideoDecoder,
     check_video,
     check_videos,
     open_video,
+    read_image,
 )
 from vast.data.sampling import ClipSampler, DenseSampler, MultiViewSampler, TSNSampler, build_sampler
 from vast.data.transforms import build_eval_transform, build_train_transform
@@ -32,6 +36,7 @@ __all__ = [
     "ClipSampler",
     "DenseSampler",
     "FrameFolderDecoder",
+    "ImageDecoder",
     "MultiViewSampler",
     "PyAVDecoder",
     "TSNSampler",
@@ -48,5 +53,6 @@ __all__ = [
     "load_annotations",
     "open_video",
     "read_class_names",
+    "read_image",
     "seed_worker",
 ]

@@ -8,9 +8,12 @@ Two backends behind one ABC, :class:`VideoDecoder`:
   wrong). :meth:`~VideoDecoder.get_frames` then seeks to the keyframe at or before each run of
   wanted frames and decodes forward from there, never the whole video.
 - :class:`FrameFolderDecoder` reads a folder of images (``img_00001.jpg``, ...).
+- :class:`ImageDecoder` reads one image file (``.jpg``, ``.png``, ...) as a one-frame video, so image
+  data sets (ImageNet) go through the same sampler, transforms and collate as videos.
 
 :func:`open_video` picks the backend; :func:`check_video` decodes a whole file and names what is
-wrong with it (the categories of :data:`BROKEN_CATEGORIES`).
+wrong with it (the categories of :data:`BROKEN_CATEGORIES`). Images are decoded by
+:func:`read_image` (torchvision's decoders: faster than PIL, measured in ``docs/data.md``).
 
 Running out of frames: when a file yields fewer frames than its packets promised (a truncated or
 damaged file), a wanted frame that could not be decoded is replaced by the last frame decoded before
@@ -40,7 +43,7 @@ from vast.errors import DataError
 logger = logging.getLogger(__name__)
 
 VIDEO_EXTENSIONS = (".mp4", ".webm", ".mkv", ".avi", ".mov", ".m4v", ".mpg", ".mpeg", ".flv", ".ogv")
-IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png")
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".webp")  # matched in any case: ImageNet's files are .JPEG
 
 # Why a file cannot be used, as `vast data check` reports it.
 MISSING = "missing file"
@@ -50,7 +53,8 @@ AUDIO_ONLY = "audio-only"
 NO_FRAMES = "no frames"
 TRUNCATED = "truncated"
 DECODE_ERROR = "decode error"
-BROKEN_CATEGORIES = (MISSING, ZERO_LENGTH, NOT_A_VIDEO, AUDIO_ONLY, NO_FRAMES, TRUNCATED, DECODE_ERROR)
+NOT_AN_IMAGE = "not an image"
+BROKEN_CATEGORIES = (MISSING, ZERO_LENGTH, NOT_A_VIDEO, AUDIO_ONLY, NO_FRAMES, TRUNCATED, DECODE_ERROR, NOT_AN_IMAGE)
 
 # First bytes of the containers we can recognise even when FFmpeg cannot open the file: a file that
 # starts like a video container but does not open was cut short (e.g. an MP4 missing its index).
@@ -65,6 +69,11 @@ _CONTAINER_MAGIC = (
     (0, b"OggS"),
     (0, b"\x00\x00\x01\xba"),  # MPEG program stream
 )
+
+# torchvision's decoder errors start with the C++ source location: "decode_jpeg, /.../decode_jpeg.cpp:171, "
+_TORCHVISION_LOCATION = re.compile(r"^[^,]*, \S+:\d+, ")
+_JPEG_START, _JPEG_END = b"\xff\xd8", b"\xff\xd9"
+_PNG_START, _PNG_END = b"\x89PNG", b"IEND\xaeB`\x82"
 
 
 class BrokenVideoError(DataError):
@@ -363,30 +372,91 @@ class FrameFolderDecoder(VideoDecoder):
         return self._fps
 
     def _decode(self, wanted: np.ndarray) -> dict[int, np.ndarray]:
-        from torchvision.io import ImageReadMode, decode_image, read_file
+        return {index: read_image(self._files[index]) for index in wanted.tolist()}
 
-        out = {}
-        for index in wanted.tolist():
-            try:
-                image = decode_image(read_file(self._files[index]), mode=ImageReadMode.RGB)
-            except RuntimeError as exc:
-                raise BrokenVideoError(self._files[index], DECODE_ERROR, str(exc)) from exc
-            out[index] = image.permute(1, 2, 0).numpy()
-        return out
+
+class ImageDecoder(VideoDecoder):
+    """One image file as a one-frame video: ``num_frames`` is 1, ``fps`` 0.0.
+
+    Any clip sampler asks for frame 0 only (a clip of ``T`` frames repeats the image ``T`` times), so
+    ``get_frames`` gives uint8 ``(T, H, W, 3)`` like a video's. A missing or empty file fails here, when
+    opened; a file that does not decode fails in ``get_frames``, both with :class:`BrokenVideoError`.
+    """
+
+    def __init__(self, path: str | os.PathLike) -> None:
+        self.path = Path(path)
+        _check_size(self.path)
+
+    @property
+    def num_frames(self) -> int:
+        return 1
+
+    @property
+    def fps(self) -> float:
+        return 0.0
+
+    def _decode(self, wanted: np.ndarray) -> dict[int, np.ndarray]:
+        return {0: read_image(self.path)}
+
+
+def is_image_file(path: str | os.PathLike) -> bool:
+    """Whether ``path`` is named like an image (an extension of :data:`IMAGE_EXTENSIONS`, any case)."""
+    return os.path.splitext(path)[1].lower() in IMAGE_EXTENSIONS
+
+
+def read_image(path: str | os.PathLike) -> np.ndarray:
+    """An image file as uint8 RGB ``(H, W, 3)``: grey and CMYK converted, alpha dropped, 16-bit
+    samples shifted to 8 bits, the first frame of an animation; the format is read from the file's
+    bytes, not its name. EXIF orientation is not applied (as torchvision's and timm's ImageNet loaders).
+
+    Raises :class:`BrokenVideoError` with the category (missing file, zero-length, truncated,
+    not an image, decode error) and torchvision's reason.
+    """
+    from torchvision.io import ImageReadMode, decode_image, read_file
+
+    path = Path(path)
+    _check_size(path)
+    try:
+        image = decode_image(read_file(str(path)), mode=ImageReadMode.RGB)
+    except (RuntimeError, ValueError) as exc:
+        reason = _TORCHVISION_LOCATION.sub("", str(exc).strip())
+        raise BrokenVideoError(path, _image_problem(path, reason), reason) from None
+    if image.ndim == 4:  # an animated image: its first frame
+        image = image[0]
+    if image.dtype != torch.uint8:  # 16-bit PNG: keep the high byte
+        image = (image.to(torch.int32) >> 8).to(torch.uint8)
+    return image.permute(1, 2, 0).numpy()
+
+
+def _image_problem(path: Path, reason: str) -> str:
+    """The category of an image torchvision could not decode."""
+    if reason.startswith("Unsupported image file"):
+        return NOT_AN_IMAGE
+    with open(path, "rb") as handle:
+        head = handle.read(4)
+        handle.seek(max(path.stat().st_size - 8, 0))
+        tail = handle.read()
+    cut_jpeg = head.startswith(_JPEG_START) and not tail.endswith(_JPEG_END)
+    cut_png = head.startswith(_PNG_START) and not tail.endswith(_PNG_END)
+    return TRUNCATED if "truncated" in reason or cut_jpeg or cut_png else DECODE_ERROR
 
 
 def open_video(path: str | os.PathLike, *, threads: int = 1, fps: float = 30.0) -> VideoDecoder:
-    """Open ``path``: a folder as a :class:`FrameFolderDecoder` (at ``fps``), a file with PyAV.
+    """Open ``path``: a folder as a :class:`FrameFolderDecoder` (at ``fps``), an image file (by its
+    extension, :data:`IMAGE_EXTENSIONS`) as a one-frame :class:`ImageDecoder`, any other file with PyAV.
 
     Raises :class:`BrokenVideoError` (a :class:`~vast.errors.DataError`) naming what is wrong.
     """
     path = Path(path)
     if path.is_dir():
         return FrameFolderDecoder(path, fps=fps)
+    if is_image_file(path):
+        return ImageDecoder(path)
     return PyAVDecoder(path, threads=threads)
 
 
-def _open_container(path: Path) -> av.container.InputContainer:
+def _check_size(path: Path) -> None:
+    """Raise :class:`BrokenVideoError` if ``path`` is missing, unreadable or empty."""
     try:
         size = path.stat().st_size
     except FileNotFoundError:
@@ -395,6 +465,10 @@ def _open_container(path: Path) -> av.container.InputContainer:
         raise BrokenVideoError(path, MISSING, exc.strerror or str(exc)) from None
     if size == 0:
         raise BrokenVideoError(path, ZERO_LENGTH, "the file is empty")
+
+
+def _open_container(path: Path) -> av.container.InputContainer:
+    _check_size(path)
     try:
         return av.open(str(path), metadata_errors="ignore")
     except (av.FFmpegError, UnicodeDecodeError) as exc:
@@ -445,9 +519,9 @@ def check_video(path: str | os.PathLike) -> VideoProblem | None:
     """
     path = Path(path)
     try:
-        if path.is_dir():
-            with FrameFolderDecoder(path) as folder:
-                folder.get_frames(range(folder.num_frames))
+        if path.is_dir() or is_image_file(path):
+            with open_video(path) as frames:
+                frames.get_frames(range(frames.num_frames))
             return None
         container = _open_container(path)
     except BrokenVideoError as exc:
