@@ -8,12 +8,24 @@ import sys
 from collections.abc import Sequence
 
 from vast import __version__
-from vast.cli import bench_cmd, data_cmd, demo_cmd, eval_cmd, export_cmd, models_cmd, predict_cmd, train_cmd
+from vast.cli import (
+    bench_cmd,
+    data_cmd,
+    demo_cmd,
+    eval_cmd,
+    export_cmd,
+    models_cmd,
+    predict_cmd,
+    study_cmd,
+    train_cmd,
+)
 from vast.errors import VastError
 
 # Each module exposes `register(subparsers)`, which adds its parser and sets `func` to a
 # callable taking the parsed namespace and returning an exit code.
-COMMAND_MODULES = (models_cmd, data_cmd, train_cmd, eval_cmd, predict_cmd, export_cmd, bench_cmd, demo_cmd)
+COMMAND_MODULES = (
+    models_cmd, data_cmd, train_cmd, eval_cmd, predict_cmd, export_cmd, bench_cmd, demo_cmd, study_cmd
+)  # fmt: skip
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -1,0 +1,1 @@
+"""Study plans shipped with vast (YAML)."""

@@ -1,0 +1,77 @@
+"""The study's figures, drawn on matplotlib Figures of their own (no pyplot state, no backend change):
+
+* top-1 against GMACs, the layout of the paper's figure 1: one curve per model family through its
+  compute points, the seed spread as error bars;
+* top-1 against training memory, the same points;
+* the ablations: one bar per configuration of each ablation group, the spread as error bars.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+COLOURS = ("tab:red", "tab:blue", "tab:orange", "tab:green", "tab:purple", "tab:brown", "tab:cyan")
+
+
+def _families(summary: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
+    """The attention-claim rows by label (one family per label, its compute points in plan order)."""
+    families: dict[str, list[dict[str, Any]]] = {}
+    for row in summary:
+        if row["claim"] == "attention":
+            families.setdefault(row["label"], []).append(row)
+    return families
+
+
+def plot_top1_against(summary: list[dict[str, Any]], x_key: str, x_label: str, path: Path) -> Path | None:
+    """Top-1 against ``x_key`` (``gmacs`` or ``train_memory_mb``) for the attention comparison."""
+    families = _families(summary)
+    if not families:
+        return None
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(8, 5.5))
+    ax = fig.subplots()
+    for (label, rows), colour in zip(families.items(), COLOURS * 4):
+        xs, ys, errs = [r[x_key] for r in rows], [r["top1"] for r in rows], [r["top1_std"] for r in rows]
+        ax.errorbar(xs, ys, yerr=errs, color=colour, marker="o", capsize=4, label=label, linewidth=2)
+    ax.set_xscale("log")
+    ax.set_xlabel(x_label)
+    ax.set_ylabel("top-1 % (single clip, mean ± std over seeds)")
+    ax.grid(True, alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    return path
+
+
+def plot_ablations(summary: list[dict[str, Any]], path: Path) -> Path | None:
+    """One bar per configuration of every group that is not the attention comparison."""
+    rows = [r for r in summary if r["claim"] != "attention"]
+    if not rows:
+        return None
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(max(6.0, 0.7 * len(rows) + 2), 5))
+    ax = fig.subplots()
+    groups = list(dict.fromkeys(r["group"] for r in rows))
+    colours = [COLOURS[groups.index(r["group"]) % len(COLOURS)] for r in rows]
+    ax.bar(range(len(rows)), [r["top1"] for r in rows], yerr=[r["top1_std"] for r in rows], color=colours,
+           capsize=4)  # fmt: skip
+    ax.set_xticks(range(len(rows)), [f"{r['group']}\n{r['label']}" for r in rows], rotation=60, ha="right",
+                  fontsize=8)  # fmt: skip
+    ax.set_ylabel("top-1 % (mean ± std over seeds)")
+    ax.grid(True, axis="y", alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    return path
+
+
+def write_plots(summary: list[dict[str, Any]], out_dir: Path) -> list[Path]:
+    """Every figure the records allow, in ``out_dir``."""
+    made = [
+        plot_top1_against(summary, "gmacs", "GMACs per clip (torch.utils.flop_counter)", out_dir / "top1_gmacs.png"),
+        plot_top1_against(summary, "train_memory_mb", "training memory per clip (MiB)", out_dir / "top1_memory.png"),
+        plot_ablations(summary, out_dir / "ablations.png"),
+    ]
+    return [path for path in made if path is not None]

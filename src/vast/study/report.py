@@ -1,0 +1,136 @@
+"""The study's report: seeds aggregated per configuration, and a plain verdict per claim.
+
+The first configuration of a group is its subject (VAST, or the dynamic affine); every other one is
+compared with it. A difference of mean top-1 within the seed spread (the larger of the two standard
+deviations over seeds) is *within noise*; beyond it the claim *held* (the subject is better) or is
+*not held*.
+"""
+
+from __future__ import annotations
+
+import statistics
+from pathlib import Path
+from typing import Any
+
+from vast.engine.tables import markdown_table
+from vast.study.plan import GMACS_TOLERANCE, RunSpec, StudyPlan
+
+
+def summarise(plan: StudyPlan, records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """One row per configuration of each group, in plan order (a configuration shared by several groups,
+    such as the default model, appears in each): means and spreads over the recorded seeds."""
+    by_key = {record["key"]: record for record in records}
+    rows: dict[tuple[str, str], list[tuple[RunSpec, dict[str, Any]]]] = {}
+    for spec in plan.runs():
+        rows.setdefault((spec.group, spec.label), [])
+        if spec.key in by_key:
+            rows[(spec.group, spec.label)].append((spec, by_key[spec.key]))
+    return [_row(group, label, runs) for (group, label), runs in rows.items() if runs]
+
+
+def _row(group: str, label: str, runs: list[tuple[RunSpec, dict[str, Any]]]) -> dict[str, Any]:
+    spec, first = runs[0]
+    records = [record for _, record in runs]
+    top1 = [r["top1"] for r in records]
+    return {
+        "group": group,
+        "label": label,
+        "claim": spec.claim,
+        "model": first["model"],
+        "options": first["options"],
+        "seeds": [r["seed"] for r in records],
+        "top1": statistics.fmean(top1),
+        "top1_std": statistics.stdev(top1) if len(top1) > 1 else 0.0,
+        "top5": statistics.fmean(r["top5"] for r in records),
+        "gmacs": first["gmacs"],
+        "gmacs_target": first.get("gmacs_target"),
+        "params": first["params"],
+        "train_memory_mb": statistics.fmean(r["train_memory_mb"] for r in records),
+        "latency_ms": statistics.fmean(r["latency_ms"] for r in records),
+        "train_seconds": statistics.fmean(r["train_seconds"] for r in records),
+    }
+
+
+def verdict(subject: dict[str, Any], other: dict[str, Any]) -> tuple[float, float, str]:
+    """(difference of mean top-1, the noise it is judged against, the verdict) for ``subject``."""
+    difference = subject["top1"] - other["top1"]
+    noise = max(subject["top1_std"], other["top1_std"])
+    if len(subject["seeds"]) < 2 or len(other["seeds"]) < 2:
+        return difference, noise, "one seed: no verdict"
+    if abs(difference) <= noise:
+        return difference, noise, "within noise"
+    return difference, noise, "held" if difference > 0 else "not held"
+
+
+def _groups(summary: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
+    groups: dict[str, list[dict[str, Any]]] = {}
+    for row in summary:
+        groups.setdefault(row["group"], []).append(row)
+    return groups
+
+
+def _matched(row: dict[str, Any], subject: dict[str, Any]) -> str:
+    ratio = row["gmacs"] / subject["gmacs"]
+    return f"{ratio:.2f}x" + ("" if abs(ratio - 1) <= GMACS_TOLERANCE else " (not matched)")
+
+
+def group_table(rows: list[dict[str, Any]]) -> str:
+    subject = rows[0]
+    lines = []
+    for row in rows:
+        difference, _, said = verdict(subject, row) if row is not subject else (0.0, 0.0, "subject")
+        lines.append(
+            [
+                row["label"],
+                row["model"],
+                f"{row['gmacs']:.4f}",
+                _matched(row, subject),
+                f"{row['params'] / 1e6:.2f}",
+                f"{row['top1']:.1f} ± {row['top1_std']:.1f} ({len(row['seeds'])})",
+                f"{row['top5']:.1f}",
+                f"{row['train_memory_mb']:.0f}",
+                f"{row['latency_ms']:.1f}",
+                f"{row['train_seconds']:.0f}",
+                "" if row is subject else f"{difference:+.1f}: {said}",
+            ]
+        )
+    header = [
+        "configuration", "model", "GMACs", "GMACs / first", "params M", "top-1 % ± std (seeds)", "top-5 %",
+        "train MiB", "latency ms", "train s", "first - this",
+    ]  # fmt: skip
+    return markdown_table(header, lines)
+
+
+def write_report(
+    plan: StudyPlan, records: list[dict[str, Any]], out_dir: Path, machine: dict[str, Any], figures: list[Path]
+) -> Path:
+    """``<out_dir>/report.md``: the setting, one table per group, the verdicts and the figures."""
+    summary = summarise(plan, records)
+    first = records[0] if records else {}
+    lines = [
+        f"# Study `{plan.name}`",
+        "",
+        f"Recipe `{plan.recipe}` for every run; data {plan.data}; seeds {plan.seeds}; input "
+        f"{tuple(first.get('input_shape', ()))}; top-1 is single-clip validation accuracy. Machine: "
+        f"{machine.get('cpu', '?')}, torch {machine.get('torch', '?')}. Latency: batch 1, eager, as "
+        "trained. Training memory: peak tensor bytes of one training step on one clip.",
+        "",
+        f"A configuration's verdict compares it with the first of its group: `held` when the first is "
+        f"better by more than the seed spread, `not held` when worse by more, `within noise` otherwise. "
+        f"GMACs of compared models must lie within {GMACS_TOLERANCE:.0%} of the first's.",
+    ]
+    for name, rows in _groups(summary).items():
+        lines += ["", f"## {name}", "", group_table(rows)]
+    for figure in figures:
+        lines += ["", f"![{figure.stem}]({figure.name})"]
+    path = out_dir / "report.md"
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def finish(plan: StudyPlan, out_dir: Path, records: list[dict[str, Any]], machine: dict[str, Any]) -> Path:
+    """The figures and ``report.md`` of the records so far."""
+    from vast.study.plots import write_plots
+
+    figures = write_plots(summarise(plan, records), out_dir)
+    return write_report(plan, records, out_dir, machine, figures)

@@ -1,0 +1,122 @@
+"""`vast study`: a tiny plan run end to end, resumed, reported; plans and verdicts checked by hand."""
+
+import json
+
+import pytest
+import yaml
+
+import vast
+from vast.cli.main import main
+from vast.engine.checkpoint import load_checkpoint
+from vast.errors import ConfigError
+from vast.study import load_plan, run_study
+from vast.study import runner as study_runner
+from vast.study.report import finish, summarise, verdict
+
+TINY_TRAINING = [
+    "data.num_frames=4",
+    "data.crop_size=32",
+    "data.short_side=32",
+    "data.num_workers=0",
+    "train.batch_size=4",
+    "train.epochs=1",
+    "train.eval_every=0",
+    "train.amp=none",
+    "optim.warmup_epochs=0.5",
+]
+
+
+@pytest.fixture
+def tiny_plan(tmp_path):
+    plan = {
+        "name": "tiny",
+        "recipe": "demo",
+        "data": {"generator": "moving-digits", "num_train": 16, "num_val": 8, "workers": 1},
+        "seeds": [0, 1],
+        "overrides": TINY_TRAINING,
+        "groups": [
+            {
+                "name": "affine",
+                "claim": "affine",
+                "runs": [{"label": "dynamic", "model": "vast_nano"}, {"label": "none", "model": "vast_nano",
+                                                                      "options": {"affine": "none"}}],
+            },
+            {"name": "norm", "runs": [{"label": "BatchNorm", "model": "vast_nano"}]},  # the same config again
+        ],
+    }
+    path = tmp_path / "tiny.yaml"
+    path.write_text(yaml.safe_dump(plan))
+    return path
+
+
+@pytest.mark.slow
+def test_a_tiny_study_runs_records_resumes_and_reports(tiny_plan, tmp_path, monkeypatch):
+    plan = load_plan(tiny_plan)
+    out = tmp_path / "study"
+    records = run_study(plan, out, quiet=True)
+    assert len(records) == 4  # two configurations (the default shared by two groups) x two seeds
+    saved = json.loads((out / "study.json").read_text())["records"]
+    assert saved == records
+    for record in records:
+        # Every record rebuilds its model, whose size and cost are counted again independently.
+        model = vast.create_model(record["model"], num_classes=record["num_classes"], **record["options"])
+        model.load_state_dict(load_checkpoint(out / "runs" / record["key"] / "last.pt")["model"])
+        assert record["params"] == sum(p.numel() for p in model.parameters())
+        assert record["num_classes"] == 8 and record["input_shape"] == [1, 3, 4, 32, 32]
+        assert record["gmacs"] == pytest.approx(vast.count_flops(model, (1, 3, 4, 32, 32))[0])
+        assert 0.0 <= record["top1"] <= record["top5"] <= 100.0
+        assert record["train_seconds"] > 0 and record["latency_ms"] > 0 and record["train_memory_mb"] > 1
+    # Resumed: nothing is trained again; a lost record is trained again, alone.
+    calls = []
+    monkeypatch.setattr(study_runner, "run_one", lambda *a, **k: calls.append(a[1].key) or records[0])
+    assert run_study(plan, out, quiet=True) == records and calls == []
+    (out / "study.json").write_text(json.dumps({"plan": "tiny", "records": records[1:]}))
+    run_study(plan, out, quiet=True)
+    assert calls == [records[0]["key"]]
+    assert main(["study", str(tiny_plan), "--out", str(out), "--quiet"]) == 0  # the CLI on the finished study
+    assert (out / "report.md").is_file() and (out / "ablations.png").is_file()
+
+
+def test_summary_report_and_plots_from_hand_made_records(tiny_plan, tmp_path):
+    plan = load_plan(tiny_plan)
+    keys = {(spec.label, spec.seed): spec.key for spec in plan.runs()}
+    base = {"options": {}, "num_classes": 8, "input_shape": [1, 3, 4, 32, 32], "params": 1000, "top5": 100.0,
+            "train_seconds": 1.0, "latency_ms": 2.0, "train_memory_mb": 3.0, "model": "vast_nano"}
+    top1 = {("dynamic", 0): 80.0, ("dynamic", 1): 82.0, ("none", 0): 70.0, ("none", 1): 71.0}
+    records = [{**base, "key": keys[k], "seed": k[1], "top1": v, "gmacs": 0.05} for k, v in top1.items()]
+    rows = summarise(plan, records)
+    expected = [("affine", "dynamic"), ("affine", "none"), ("norm", "BatchNorm")]
+    assert [(r["group"], r["label"]) for r in rows] == expected
+    assert rows[0]["top1"] == 81.0 and rows[0]["top1_std"] == pytest.approx(2**0.5)
+    assert rows[2]["top1"] == 81.0  # the shared default configuration, reported in both groups
+    report = finish(plan, tmp_path, records, {"cpu": "test cpu", "torch": "x"})
+    text = report.read_text()
+    assert "## affine" in text and "## norm" in text and "+10.5: held" in text and "test cpu" in text
+    assert (tmp_path / "ablations.png").read_bytes()[:4] == b"\x89PNG"
+
+
+@pytest.mark.parametrize(
+    ("subject", "other", "expected"),
+    [((80, 1), (75, 2), "held"), ((80, 1), (79.5, 1), "within noise"), ((70, 1), (75, 2), "not held")],
+)
+def test_verdicts_against_the_seed_spread(subject, other, expected):
+    row = lambda mean, std: {"top1": mean, "top1_std": std, "seeds": [0, 1, 2]}  # noqa: E731
+    difference, noise, said = verdict(row(*subject), row(*other))
+    assert said == expected and difference == subject[0] - other[0] and noise == max(subject[1], other[1])
+    assert verdict({**row(*subject), "seeds": [0]}, row(*other))[2] == "one seed: no verdict"
+
+
+def test_shipped_plan_and_bad_plans(tmp_path, capsys):
+    plan = load_plan("paper-claims")
+    assert len(plan.seeds) >= 3 and {g["name"] for g in plan.groups} >= {"compute 1x", "compute 4x", "affine"}
+    quick = load_plan("paper-claims", quick=True)
+    assert quick.seeds == [0] and quick.data["num_train"] < plan.data["num_train"]
+    assert len({s.config_key for s in plan.runs()}) == len({s.config_key for s in quick.runs()})
+    with pytest.raises(ConfigError, match="unknown study plan 'paper-claimz'"):
+        load_plan("paper-claimz")
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("groups: []\nrecipie: demo\n")
+    with pytest.raises(ConfigError, match="unknown plan keys recipie"):
+        load_plan(bad)
+    assert main(["study", "nope"]) == 2
+    assert "unknown study plan" in capsys.readouterr().err
