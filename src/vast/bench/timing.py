@@ -13,6 +13,7 @@ import torch
 from tqdm import tqdm
 
 from vast.bench.settings import BenchSettings
+from vast.deploy import onednn_linear_available
 
 Runner = Callable[[], Any]
 
@@ -57,16 +58,6 @@ def interleaved_times(
     return times
 
 
-def _onednn_ops_available() -> bool:
-    """Whether this PyTorch build has the oneDNN inner product with a pre-packed weight."""
-    ops = torch.ops.mkldnn
-    return (
-        torch.backends.mkldnn.is_available()
-        and hasattr(ops, "_linear_pointwise")
-        and hasattr(ops, "_reorder_linear_weight")
-    )
-
-
 def matmul_runners(device: torch.device, dtype: torch.dtype, size: int) -> tuple[dict[str, Runner], float]:
     """Square ``size`` matmuls and their multiply-adds (in G): ``torch.mm`` into a preallocated output
     (the BLAS: MKL on x86 CPUs, cuBLAS on GPUs) and, on a CPU with oneDNN, oneDNN's inner product with
@@ -76,7 +67,7 @@ def matmul_runners(device: torch.device, dtype: torch.dtype, size: int) -> tuple
     b = torch.randn(size, size, generator=gen).to(device=device, dtype=dtype)
     out = torch.empty(size, size, device=device, dtype=dtype)
     runners: dict[str, Runner] = {"matmul blas": lambda: torch.mm(a, b, out=out)}
-    if device.type == "cpu" and _onednn_ops_available():
+    if device.type == "cpu" and onednn_linear_available():
         packed = torch.ops.mkldnn._reorder_linear_weight(b.t().contiguous())
         runners["matmul onednn"] = lambda: torch.ops.mkldnn._linear_pointwise(a, packed, None, "none", [], "")
     return runners, size**3 / 1e9
