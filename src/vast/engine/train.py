@@ -250,6 +250,9 @@ class Trainer:
         train = self.config.train
         if train.mixup <= 0 and train.cutmix <= 0:
             return None
+        if train.batch_size % 2:
+            size = train.batch_size
+            raise ConfigError(f"mixup/cutmix pair the clips of a batch: set an even train.batch_size, not {size}")
         return Mixup(
             mixup_alpha=train.mixup,
             cutmix_alpha=train.cutmix,
@@ -410,6 +413,8 @@ class Trainer:
         device = self.dist.device
         clips = batch.clips.to(device, non_blocking=True)
         labels = batch.labels.to(device, non_blocking=True)
+        if self.mixup is not None and clips.shape[0] % 2:  # a broken video was dropped: mixup needs pairs
+            clips, labels = clips[:-1], labels[:-1]
         empty = clips.numel() == 0
         if self.dist.enabled:
             # A rank without clips cannot join DDP's gradient all-reduce, and the other ranks would wait on
@@ -438,8 +443,6 @@ class Trainer:
 
     def _mix(self, clips: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """timm's mixup/cutmix on video: frames folded into channels so a cutmix box spans all frames."""
-        if clips.shape[0] % 2:
-            raise ConfigError("mixup/cutmix need an even train.batch_size")
         b, c, t, h, w = clips.shape
         mixed, targets = self.mixup(clips.reshape(b, c * t, h, w), labels)
         return mixed.reshape(b, c, t, h, w), targets
