@@ -1,6 +1,6 @@
 """The AST / VAST model family and its registry."""
 
-from vast.models import affine_shift  # noqa: F401  (fills the registry)
+from vast.models import affine_shift, peers  # noqa: F401  (fill the registry: VAST / AST and the study's peers)
 from vast.models.affine_shift import AffineShiftBlock, AffineShiftMixer, AffineShiftTransformer
 from vast.models.flops import count_flops, count_params
 from vast.models.registry import create_model, get_entrypoint, list_models, register_model
