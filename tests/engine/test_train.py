@@ -197,5 +197,5 @@ def test_memory_lean_training_gives_the_plain_runs_weights(tiny_overrides, tmp_p
 def test_mixup_with_an_odd_batch_size_is_refused_at_setup(tiny_overrides, tmp_path):
     from vast.errors import ConfigError
 
-    with pytest.raises(ConfigError, match="even train.batch_size, not 3"):
+    with pytest.raises(ConfigError, match=r"even train\.batch_size, not 3"):
         Trainer(_config(tiny_overrides, tmp_path, "odd", "train.mixup=0.2", "train.batch_size=3"), quiet=True)

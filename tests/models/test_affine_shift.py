@@ -106,7 +106,7 @@ def test_channels_last_norms_match_torch_reference(norm):
 # ---- models ------------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("name", vast.list_models())
+@pytest.mark.parametrize("name", vast.list_models("*ast_*"))
 def test_every_variant_builds_with_expected_shapes(name):
     with torch.device("meta"):  # shape inference only: cheap for the big variants
         model = vast.create_model(name, num_classes=7)

@@ -212,6 +212,9 @@ class Trainer:
             **cfg.model.options,
         )
         if cfg.train.grad_checkpointing:
+            if not hasattr(model, "set_grad_checkpointing"):
+                name = cfg.model.name
+                raise ConfigError(f"{name} has no activation checkpointing; set train.grad_checkpointing=false")
             model.set_grad_checkpointing(True)
         model = model.to(self.dist.device)
         if self.dist.enabled and self.dist.device.type == "cuda":  # BatchNorm statistics over the global batch
