@@ -107,11 +107,12 @@ def _config(plan: StudyPlan, spec: RunSpec, data: tuple[Path, Path], run_dir: Pa
     return config
 
 
-def latency_ms(model: torch.nn.Module, shape: tuple[int, ...], repeats: int = 5) -> float:
+def latency_ms(model: torch.nn.Module, shape: tuple[int, ...], repeats: int = 9) -> float:
     """Median batch-1 inference time of ``model`` (eager, as trained) in milliseconds."""
     x = torch.randn(shape)
     with torch.inference_mode():
-        model(x)
+        for _ in range(3):
+            model(x)
         times = []
         for _ in range(repeats):
             start = time.perf_counter()
@@ -194,7 +195,10 @@ def run_study(
     data = ensure_data(plan, out_dir / "data", progress=not quiet)
     records = read_records(out_dir)
     done = {record["key"] for record in records}
-    runs = list({spec.key: spec for spec in reversed(plan.runs())}.values())[::-1]  # a configuration once
+    unique: dict[str, RunSpec] = {}
+    for spec in plan.runs():  # a configuration shared by several groups is run once, where it first appears
+        unique.setdefault(spec.key, spec)
+    runs = list(unique.values())
     for index, spec in enumerate(runs):
         if on_run is not None:
             on_run(index, len(runs), spec, spec.key in done)
