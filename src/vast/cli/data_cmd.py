@@ -1,4 +1,4 @@
-"""`vast data ...`: make the demo data set, check a data set for broken videos."""
+"""`vast data ...`: make the demo or the study data set, check a data set for broken videos."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from vast.errors import DataError
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    parser = subparsers.add_parser("data", help="data set tools (make-demo, check)")
+    parser = subparsers.add_parser("data", help="data set tools (make-demo, make-study, check)")
     actions = parser.add_subparsers(dest="data_command", metavar="ACTION")
     parser.set_defaults(func=lambda args: parser.print_help() or 2)
 
@@ -27,6 +27,20 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     demo.add_argument("--seed", type=int, default=0, help="random seed; same seed, same videos (0)")
     demo.add_argument("--workers", type=_positive, default=None, metavar="N", help="processes (one per core)")
     demo.set_defaults(func=run_make_demo)
+
+    study = actions.add_parser(
+        "make-study",
+        help="write the study data set (harder: frame order and relations decide the class)",
+        description="Write the study data set: 12 classes in 6 pairs whose two members show the same frames "
+        "in another order (reversed, or the two halves swapped); two actors among distractors over clutter, "
+        "camera shake; 16 frames of 32x32.",
+    )
+    study.add_argument("dir", type=Path, help="output folder (created if needed)")
+    study.add_argument("--num-train", type=_positive, default=3200, metavar="N", help="training videos (3200)")
+    study.add_argument("--num-val", type=_positive, default=800, metavar="N", help="validation videos (800)")
+    study.add_argument("--seed", type=_non_negative, default=0, help="random seed; same seed, same videos (0)")
+    study.add_argument("--workers", type=_positive, default=None, metavar="N", help="processes (one per core)")
+    study.set_defaults(func=run_make_study)
 
     check = actions.add_parser(
         "check",
@@ -65,6 +79,18 @@ def run_make_demo(args: argparse.Namespace) -> int:
     )
     print(f"  annotations: {made.train}, {made.val}")
     print(f"  class names: {made.class_names_file}")
+    return 0
+
+
+def run_make_study(args: argparse.Namespace) -> int:
+    from vast.data.study_set import make_study_set
+
+    started = time.perf_counter()
+    train, val = make_study_set(args.dir, args.num_train, args.num_val, args.seed, args.workers)
+    seconds = time.perf_counter() - started
+    print(f"wrote {args.num_train} training and {args.num_val} validation videos to {args.dir} in {seconds:.1f} s")
+    print(f"  annotations: {train}, {val}")
+    print(f"  class names: {train.parent / 'classes.txt'}")
     return 0
 
 
@@ -107,4 +133,14 @@ def _positive(text: str) -> int:
         raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
     if value < 1:
         raise argparse.ArgumentTypeError(f"expected a number >= 1, got {value}")
+    return value
+
+
+def _non_negative(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected a number >= 0, got {value}")
     return value
