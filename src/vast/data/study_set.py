@@ -181,7 +181,6 @@ def sample_scene(label: int, rng: np.random.Generator) -> Scene:
     return scene if label == base else partner_scene(scene)
 
 
-
 def _colours(ranges: tuple[tuple[float, float], ...], num: int, rng: np.random.Generator) -> np.ndarray:
     """``(num, 3)`` RGB colours, each channel uniform in its range."""
     low, high = np.array(ranges, dtype=np.float64).T
