@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import multiprocessing
 import os
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any
 
 import av
 import numpy as np
+import torch
+from tqdm import tqdm
 
 
 def write_video(
@@ -68,3 +72,22 @@ def _add_stream(
     settings.update(options or {})
     stream.options = settings
     return stream
+
+
+def run_writers(
+    write_one: Callable[[Any], Any], jobs: Sequence[Any], workers: int, desc: str, progress: bool, chunksize: int = 16
+) -> None:
+    """``write_one(job)`` for every job, in ``workers`` processes (one thread each: the pool already
+    uses every core), with a progress bar. ``write_one`` must be a module-level function (picklable)."""
+    bar = tqdm(total=len(jobs), desc=desc, unit="video", disable=not progress)
+    try:
+        if workers == 1:
+            for job in jobs:
+                write_one(job)
+                bar.update()
+        else:
+            with multiprocessing.get_context().Pool(workers, torch.set_num_threads, (1,)) as pool:
+                for _ in pool.imap_unordered(write_one, jobs, chunksize=chunksize):
+                    bar.update()
+    finally:
+        bar.close()

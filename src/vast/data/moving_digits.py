@@ -29,7 +29,6 @@ from __future__ import annotations
 import json
 import logging
 import math
-import multiprocessing
 import os
 import time
 from dataclasses import dataclass, replace
@@ -38,10 +37,9 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
-from tqdm import tqdm
 
 from vast.data.annotations import write_class_names
-from vast.data.encoding import write_video
+from vast.data.encoding import run_writers, write_video
 from vast.errors import DataError
 
 logger = logging.getLogger(__name__)
@@ -291,19 +289,7 @@ def make_moving_digits(
         for index in range(count):
             label, scan = video_spec(pools[split], split, index, seed)
             jobs.append((str(root / _relative(split, index)), digits[scan], label, split, index, seed))
-    bar = tqdm(total=len(jobs), desc="make-demo", unit="video", disable=not progress)
-    try:
-        if workers == 1:
-            for job in jobs:
-                _write_one(job)
-                bar.update()
-        else:
-            # One thread per process: the pool already uses every core.
-            with multiprocessing.get_context().Pool(workers, torch.set_num_threads, (1,)) as pool:
-                for _ in pool.imap_unordered(_write_one, jobs, chunksize=16):
-                    bar.update()
-    finally:
-        bar.close()
+    run_writers(_write_one, jobs, workers, "make-demo", progress)
     lists = {}
     for split, count in (("train", num_train), ("val", num_val)):
         lines = [f"{_relative(split, i)} {i % len(CLASS_NAMES)}\n" for i in range(count)]

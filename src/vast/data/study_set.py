@@ -34,7 +34,6 @@ from __future__ import annotations
 
 import json
 import logging
-import multiprocessing
 import os
 import time
 from dataclasses import dataclass, replace
@@ -43,10 +42,9 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
-from tqdm import tqdm
 
 from vast.data.annotations import write_class_names
-from vast.data.encoding import write_video
+from vast.data.encoding import run_writers, write_video
 from vast.errors import DataError
 
 logger = logging.getLogger(__name__)
@@ -404,7 +402,7 @@ def make_study_set(
         for split, count in (("train", num_train), ("val", num_val))
         for i in range(count)
     ]
-    _run_jobs(jobs, max(1, workers or os.cpu_count() or 1), progress)
+    run_writers(_write_one, jobs, max(1, workers or os.cpu_count() or 1), "make-study", progress, chunksize=32)
     lists = {}
     for split, count in (("train", num_train), ("val", num_val)):
         lists[split] = root / f"{split}.txt"
@@ -424,22 +422,6 @@ def _check_arguments(root: str | os.PathLike, num_train: int, num_val: int, seed
         raise DataError(f"workers must be >= 1 (or None: one per core), got {workers}")
     if Path(root).exists() and not Path(root).is_dir():
         raise DataError(f"{root} exists and is not a folder; choose another output folder")
-
-
-def _run_jobs(jobs: list[tuple[str, int, str, int, int]], workers: int, progress: bool) -> None:
-    bar = tqdm(total=len(jobs), desc="make-study", unit="video", disable=not progress)
-    try:
-        if workers == 1:
-            for job in jobs:
-                _write_one(job)
-                bar.update()
-        else:
-            # One thread per process: the pool already uses every core.
-            with multiprocessing.get_context().Pool(workers, torch.set_num_threads, (1,)) as pool:
-                for _ in pool.imap_unordered(_write_one, jobs, chunksize=32):
-                    bar.update()
-    finally:
-        bar.close()
 
 
 def _relative(split: str, index: int) -> str:
