@@ -20,7 +20,7 @@ import torch
 
 from vast.engine.config import RunConfig, load_config
 from vast.engine.evaluate import evaluate, load_run
-from vast.engine.train import train
+from vast.engine.train import TrainResult, train
 from vast.errors import ConfigError
 from vast.models import count_flops, create_model
 from vast.study.plan import GMACS_TOLERANCE, RunSpec, StudyPlan
@@ -130,6 +130,16 @@ def training_memory_mb(model: str, options: dict[str, Any], shape: tuple[int, ..
     return training_peak(spec, torch.device("cpu"), torch.float32) / 2**20
 
 
+def _final_scores(result: TrainResult, run: Any, config: RunConfig, quiet: bool) -> tuple[float, float]:
+    """Single-clip top-1 and top-5 of the trained weights: the trainer's own last validation when this
+    process ran it (the same measure), else one evaluation of ``last.pt``."""
+    last = result.history[-1] if result.history else None
+    if last is not None and last.get("epoch") == config.train.epochs:
+        return last["top1"], last["top5"]
+    scores = evaluate(run, clips=1, crops=1, workers=config.data.num_workers, progress=not quiet)
+    return scores.top1, scores.top5
+
+
 def run_one(plan: StudyPlan, spec: RunSpec, data: tuple[Path, Path], run_dir: Path, quiet: bool) -> dict[str, Any]:
     """Train, evaluate and measure one run; its record."""
     shape = input_shape(load_config(plan.recipe, plan.overrides))
@@ -140,7 +150,7 @@ def run_one(plan: StudyPlan, spec: RunSpec, data: tuple[Path, Path], run_dir: Pa
     last = run_dir / "last.pt"
     result = train(config, resume=last if last.is_file() else None, quiet=quiet)
     run = load_run(result.output_dir / "last.pt")
-    scores = evaluate(run, clips=1, crops=1, workers=config.data.num_workers, progress=not quiet)
+    top1, top5 = _final_scores(result, run, config, quiet)
     gmacs, params = meta_gmacs(spec.model, options, shape, len(run.class_names))
     return {
         "model": spec.model,
@@ -151,8 +161,8 @@ def run_one(plan: StudyPlan, spec: RunSpec, data: tuple[Path, Path], run_dir: Pa
         "params": params,
         "gmacs": gmacs,
         "gmacs_target": target,
-        "top1": scores.top1,
-        "top5": scores.top5,
+        "top1": top1,
+        "top5": top5,
         "train_seconds": result.seconds,
         "epochs": result.epochs_done,
         "latency_ms": latency_ms(run.model, shape),
