@@ -144,10 +144,11 @@ class Trainer:
         if config.train.amp == "fp16" and self.dist.device.type != "cuda":
             raise ConfigError("train.amp=fp16 needs a CUDA GPU; use bf16 on the CPU")
         self.resume_state: dict[str, Any] | None = None
-        if resume is None and not restart:
-            resume = self._own_last_checkpoint(config)
         if resume is not None:
             self.resume_state = load_checkpoint(resume)
+        elif not restart:
+            self.resume_state = self._own_last_state(config)
+        if self.resume_state is not None:
             config = self._resumed_config(config, self.resume_state)
         self.config = config
         if config.train.threads > 0:
@@ -224,12 +225,13 @@ class Trainer:
         return saved
 
     @staticmethod
-    def _own_last_checkpoint(config: RunConfig) -> Path | None:
+    def _own_last_state(config: RunConfig) -> dict[str, Any] | None:
         """``<output_dir>/last.pt`` when auto-resume is on and it holds a run of this configuration."""
         last = Path(config.train.output_dir) / "last.pt"
         if not config.train.auto_resume or not last.is_file():
             return None
-        saved = config_from_dict(load_checkpoint(last)["config"])
+        state = load_checkpoint(last)
+        saved = config_from_dict(state["config"])
         differing = config_differences(saved, config)
         if differing:
             shown = ", ".join(differing[:4]) + (f" and {len(differing) - 4} more" if len(differing) > 4 else "")
@@ -238,7 +240,7 @@ class Trainer:
                 "start over with --restart, or choose another --output"
             )
         _logger.info("continuing the run in %s from its last.pt", last.parent)
-        return last
+        return state
 
     def _move_earlier_run_aside(self) -> None:
         """``--restart``: the folder's earlier checkpoints and logs go to ``replaced-<time>/``, not away."""
@@ -380,8 +382,8 @@ class Trainer:
             try:
                 path, seconds, size = timed_save(state, self.output_dir / name)
                 _logger.info(
-                    "wrote %s: %.1f MB in %.2f s (epoch %d, step %d)",
-                    name, size / 2**20, seconds, self.epoch + 1, self.global_step,
+                    "wrote %s: %.1f MB in %.2f s (step %d: %d epochs and %d batches done)",
+                    name, size / 2**20, seconds, self.global_step, self.epoch, self.batches_done_in_epoch,
                 )  # fmt: skip
                 if name == "last.pt":
                     keep_snapshot(path, self.epoch, self.global_step, self.config.train.keep_last)
