@@ -1,5 +1,7 @@
 """Atomic checkpoint writes and RNG capture."""
 
+import errno
+import os
 import random
 
 import numpy as np
@@ -17,10 +19,10 @@ def test_atomic_save_keeps_the_old_file_when_writing_fails(tmp_path, monkeypatch
 
     def broken_save(obj, handle):
         handle.write(b"partial bytes of a checkpoint")
-        raise OSError("disk full")
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
 
     monkeypatch.setattr(torch, "save", broken_save)
-    with pytest.raises(OSError, match="disk full"):
+    with pytest.raises(CheckpointError, match=r"No space left on device; the previous last\.pt is intact"):
         ckpt.atomic_save({"model": {"w": torch.zeros(3)}, "step": 2}, path)
     assert path.read_bytes() == before
     assert [p.name for p in tmp_path.iterdir()] == ["last.pt"]  # no temporary file left behind

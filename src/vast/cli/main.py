@@ -1,4 +1,5 @@
-"""Entry point of the `vast` command: one sub-command per module, errors as one line and exit code 2."""
+"""Entry point of the `vast` command: one sub-command per module, errors as one line and exit code 2
+(or the error's own ``exit_code``: 128 + N when a second stop signal N ended a training run)."""
 
 from __future__ import annotations
 
@@ -53,9 +54,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     try:
         return int(args.func(args) or 0)
-    except (VastError, FileNotFoundError, NotADirectoryError, PermissionError) as exc:
+    except (VastError, OSError) as exc:  # OSError: a missing file, no permission, a full disk
         print(f"vast {args.command}: error: {_one_line(exc)}", file=sys.stderr)
-        return 2
+        return getattr(exc, "exit_code", 2)
     except KeyboardInterrupt:
         print(f"vast {args.command}: interrupted", file=sys.stderr)
         return 130

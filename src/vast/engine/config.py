@@ -92,6 +92,10 @@ class TrainConfig:
     eval_every: int = 1  # epochs between single-clip validations (0: only at the end)
     log_every: int = 10  # steps between CSV / TensorBoard rows
     max_steps: int = 0  # >0: stop after this many optimiser steps (tests, smoke runs)
+    auto_resume: bool = True  # continue <output_dir>/last.pt when it holds a run of this configuration
+    checkpoint_every: int = 0  # >0: also write last.pt every this many optimiser steps, mid-epoch
+    checkpoint_minutes: float = 0.0  # >0: also write last.pt when this many minutes have passed since the last
+    keep_last: int = 0  # older checkpoints kept beside last.pt, as checkpoint-e<epoch>-s<step>.pt
 
 
 @dataclass
@@ -211,6 +215,47 @@ def validate(config: RunConfig) -> None:
             raise ConfigError(f"{key} must be positive; got {getattr(getattr(config, section), name)}")
     if config.optim.lr <= 0:
         raise ConfigError(f"optim.lr must be positive; got {config.optim.lr}")
+    for key in ("train.checkpoint_every", "train.checkpoint_minutes", "train.keep_last", "train.max_steps"):
+        section, name = key.split(".")
+        if getattr(getattr(config, section), name) < 0:
+            raise ConfigError(f"{key} must be 0 (off) or positive; got {getattr(getattr(config, section), name)}")
+
+
+# Keys that say how a run is carried out, not what it computes: a resumed run takes them from the
+# command that resumes it, and they may differ from the checkpoint's without making it another run.
+RUN_LENGTH_AND_PLACE = (
+    "train.epochs",
+    "train.max_steps",
+    "train.output_dir",
+    "train.device",
+    "train.threads",
+    "train.eval_every",
+    "train.eval_batch_size",
+    "train.log_every",
+    "train.auto_resume",
+    "train.checkpoint_every",
+    "train.checkpoint_minutes",
+    "train.keep_last",
+    "data.num_workers",
+)
+
+
+def config_differences(saved: RunConfig, wanted: RunConfig, ignore: Iterable[str] = RUN_LENGTH_AND_PLACE) -> list[str]:
+    """The dotted keys whose values differ between two configurations, except those in ``ignore``."""
+    skip = set(ignore)
+    a, b = _leaves(saved), _leaves(wanted)
+    return sorted(key for key in a.keys() | b.keys() if key not in skip and a.get(key) != b.get(key))
+
+
+def _leaves(config: RunConfig) -> dict[str, Any]:
+    """Every value by dotted key, a model option as ``model.options.<name>``."""
+    leaves = {}
+    for key, value in _flatten(_plain(config.to_dict())):
+        if isinstance(value, dict):
+            leaves.update({f"{key}.{name}": item for name, item in value.items()})
+        else:
+            leaves[key] = value
+    return leaves
 
 
 def save_config(config: RunConfig, path: str | Path) -> None:

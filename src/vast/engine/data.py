@@ -14,6 +14,7 @@ from vast.data.sampling import build_sampler
 from vast.data.transforms import build_eval_transform, build_train_transform
 from vast.engine.config import DataConfig
 from vast.engine.distributed import DistInfo, ResumableSampler, ShardSampler
+from vast.engine.preemption import ignore_stop_signals
 from vast.errors import ConfigError
 
 
@@ -111,11 +112,17 @@ def train_loader(
         drop_last=True,
         pin_memory=dist.device.type == "cuda",
         persistent_workers=False,
-        worker_init_fn=seed_worker,
+        worker_init_fn=_engine_worker,
         # The workers' seeds come from this generator, never from the global one, so creating a
         # loader does not shift the model's random stream (exact resume).
         generator=torch.Generator().manual_seed(seed + epoch),
     )
+
+
+def _engine_worker(worker_id: int) -> None:
+    """Loader workers are seeded, and leave stop signals to the training process (which shuts them down)."""
+    seed_worker(worker_id)
+    ignore_stop_signals()
 
 
 def eval_loader(dataset: VideoDataset, batch_size: int, workers: int, dist: DistInfo) -> DataLoader:
@@ -126,7 +133,7 @@ def eval_loader(dataset: VideoDataset, batch_size: int, workers: int, dist: Dist
         num_workers=workers,
         collate_fn=collate_videos,
         pin_memory=dist.device.type == "cuda",
-        worker_init_fn=seed_worker,
+        worker_init_fn=_engine_worker,
         generator=torch.Generator().manual_seed(0),
     )
 

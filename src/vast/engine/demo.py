@@ -85,7 +85,7 @@ def run_demo(
             settings.append(f"train.epochs={epochs}")
         config = load_config("demo", settings + list(overrides or []))
         _logger.info("training %s", label)
-        result = train(config, quiet=quiet)
+        result = train(config, quiet=quiet, restart=True)  # the demo always trains afresh
         run = load_run(result.output_dir / "last.pt")
         evaluation = evaluate(run, clips=1, crops=1, workers=config.data.num_workers, progress=not quiet)
         write_eval_report(evaluation, run.class_names, result.output_dir)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from typing import Any
 
 import torch
 import torch.distributed as dist
@@ -64,11 +65,24 @@ def shutdown_distributed() -> None:
 
 
 def all_reduce_sum(values: torch.Tensor) -> torch.Tensor:
-    """Sum ``values`` over all ranks (a no-op in a single process)."""
-    if dist.is_initialized():
-        values = values.clone()
-        dist.all_reduce(values, op=dist.ReduceOp.SUM)
-    return values
+    """Sum ``values`` over all ranks (a no-op in a single process); CPU tensors work under NCCL too."""
+    if not dist.is_initialized():
+        return values
+    device = values.device
+    if dist.get_backend() == "nccl" and device.type != "cuda":
+        device = torch.device("cuda", torch.cuda.current_device())
+    summed = values.to(device, copy=True)
+    dist.all_reduce(summed, op=dist.ReduceOp.SUM)
+    return summed.to(values.device)
+
+
+def all_gather_objects(item: Any) -> list[Any]:
+    """``item`` of every rank, in rank order (``[item]`` in a single process)."""
+    if not dist.is_initialized():
+        return [item]
+    gathered: list[Any] = [None] * dist.get_world_size()
+    dist.all_gather_object(gathered, item)
+    return gathered
 
 
 def barrier() -> None:

@@ -67,6 +67,26 @@ def read_csv(path: str | Path) -> list[dict[str, float]]:
         return [{k: float(v) for k, v in row.items() if v not in ("", None)} for row in csv.DictReader(handle)]
 
 
+def drop_rows_after(path: str | Path, step: int) -> None:
+    """Remove the rows of a metrics CSV logged after optimiser step ``step``: a run resumed from a
+    checkpoint written at ``step`` logs them again."""
+    path = Path(path)
+    if not path.is_file():
+        return
+    with path.open(newline="") as handle:
+        rows = list(csv.reader(handle))
+    if not rows or "step" not in rows[0]:
+        return
+    column = rows[0].index("step")
+    kept = [rows[0]] + [row for row in rows[1:] if len(row) > column and float(row[column]) <= step]
+    if len(kept) == len(rows):
+        return
+    tmp = path.with_suffix(".csv.tmp")
+    with tmp.open("w", newline="") as handle:
+        csv.writer(handle).writerows(kept)
+    tmp.replace(path)
+
+
 def _fmt(value: Any) -> Any:
     return f"{value:.6g}" if isinstance(value, float) else value
 

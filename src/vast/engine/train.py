@@ -8,13 +8,19 @@ steps with AMP, gradient accumulation and clipping, single-clip validation, atom
 
 A resumed run continues exactly: the data order and every augmentation are functions of
 (seed, epoch, index), the loader's worker seeds come from their own generator, and the checkpoint
-holds every random generator the step draws from.
+holds every random generator the step draws from (each rank's, under DDP) and the position in the epoch.
+
+Preemption (docs/training.md): a run whose output folder holds a ``last.pt`` of the same configuration
+continues it (``train.auto_resume``); ``train.checkpoint_every`` / ``train.checkpoint_minutes`` write
+``last.pt`` mid-epoch; SIGTERM, SIGUSR1 or SIGINT finish the current step, write ``last.pt`` and raise
+:class:`~vast.engine.preemption.TrainingStopped` (exit code 75 from the CLI).
 """
 
 from __future__ import annotations
 
 import contextlib
 import logging
+import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -35,12 +41,16 @@ from vast.data.dataset import BrokenVideoLog
 from vast.engine import reporting
 from vast.engine.checkpoint import (
     CHECKPOINT_VERSION,
-    atomic_save,
+    SNAPSHOT_GLOB,
     capture_rng_state,
+    check_writable,
+    keep_snapshot,
     load_checkpoint,
+    remove_stale_temporaries,
     restore_rng_state,
+    timed_save,
 )
-from vast.engine.config import RunConfig, config_from_dict, save_config
+from vast.engine.config import RUN_LENGTH_AND_PLACE, RunConfig, config_differences, config_from_dict, save_config
 from vast.engine.data import (
     build_eval_dataset,
     build_train_dataset,
@@ -48,7 +58,15 @@ from vast.engine.data import (
     read_annotations,
     train_loader,
 )
-from vast.engine.distributed import DistInfo, all_reduce_sum, barrier, init_distributed, shutdown_distributed
+from vast.engine.distributed import (
+    DistInfo,
+    all_gather_objects,
+    all_reduce_sum,
+    barrier,
+    init_distributed,
+    shutdown_distributed,
+)
+from vast.engine.preemption import StopSignals, TrainingStopped
 from vast.errors import CheckpointError, ConfigError, VastError
 from vast.models import create_model
 
@@ -113,22 +131,35 @@ def accuracy_counts(logits: torch.Tensor, labels: torch.Tensor, k: int = 5) -> t
 
 
 class Trainer:
-    """Trains ``config``; ``resume`` is a checkpoint file or run folder to continue from."""
+    """Trains ``config``; ``resume`` is a checkpoint file or run folder to continue from. Without it,
+    the output folder's own ``last.pt`` is continued when it holds a run of the same configuration
+    (``train.auto_resume``); ``restart`` moves an earlier run in the folder aside and starts over."""
 
-    def __init__(self, config: RunConfig, resume: str | Path | None = None, quiet: bool = False) -> None:
+    def __init__(
+        self, config: RunConfig, resume: str | Path | None = None, quiet: bool = False, restart: bool = False
+    ) -> None:
         self.quiet = quiet
-        self.resume_state: dict[str, Any] | None = None
-        if resume is not None:
-            self.resume_state = load_checkpoint(resume)
-            config = self._resumed_config(config, self.resume_state)
-        self.config = config
         self.dist: DistInfo = init_distributed(config.train.device)
-        if config.train.threads > 0:
-            torch.set_num_threads(config.train.threads)
         config.train.amp = resolve_amp(config.train.amp, self.dist.device)
         if config.train.amp == "fp16" and self.dist.device.type != "cuda":
             raise ConfigError("train.amp=fp16 needs a CUDA GPU; use bf16 on the CPU")
+        self.resume_state: dict[str, Any] | None = None
+        if resume is not None:
+            self.resume_state = load_checkpoint(resume)
+        elif not restart:
+            self.resume_state = self._own_last_state(config)
+        if self.resume_state is not None:
+            config = self._resumed_config(config, self.resume_state)
+        self.config = config
+        if config.train.threads > 0:
+            torch.set_num_threads(config.train.threads)
         self.output_dir = Path(config.train.output_dir)
+        if self.dist.is_main:
+            check_writable(self.output_dir)
+            remove_stale_temporaries(self.output_dir)
+            if restart:
+                self._move_earlier_run_aside()
+        barrier()
         self._seed(config.train.seed + self.dist.rank)
 
         train_annotations = read_annotations(config.data, "train")
@@ -186,14 +217,46 @@ class Trainer:
 
     @staticmethod
     def _resumed_config(config: RunConfig, state: dict[str, Any]) -> RunConfig:
-        """The checkpoint's configuration, with the run length and output folder the caller asks for."""
+        """The checkpoint's configuration, with the run length, place and checkpointing the caller asks for."""
         saved = config_from_dict(state["config"])
-        saved.train.epochs = config.train.epochs
-        saved.train.max_steps = config.train.max_steps
-        saved.train.output_dir = config.train.output_dir
-        saved.train.device = config.train.device
-        saved.data.num_workers = config.data.num_workers
+        for key in RUN_LENGTH_AND_PLACE:
+            section, name = key.split(".")
+            setattr(getattr(saved, section), name, getattr(getattr(config, section), name))
         return saved
+
+    @staticmethod
+    def _own_last_state(config: RunConfig) -> dict[str, Any] | None:
+        """``<output_dir>/last.pt`` when auto-resume is on and it holds a run of this configuration."""
+        last = Path(config.train.output_dir) / "last.pt"
+        if not config.train.auto_resume or not last.is_file():
+            return None
+        state = load_checkpoint(last)
+        saved = config_from_dict(state["config"])
+        differing = config_differences(saved, config)
+        if differing:
+            shown = ", ".join(differing[:4]) + (f" and {len(differing) - 4} more" if len(differing) > 4 else "")
+            raise ConfigError(
+                f"{last} is a run of another configuration ({shown} differ); continue it with its own settings, "
+                "start over with --restart, or choose another --output"
+            )
+        _logger.info("continuing the run in %s from its last.pt", last.parent)
+        return state
+
+    def _move_earlier_run_aside(self) -> None:
+        """``--restart``: the folder's earlier checkpoints and logs go to ``replaced-<time>/``, not away."""
+        names = ["last.pt", "best.pt", "train.csv", "val.csv", "report.md", "curves.png", "tb"]
+        earlier = [self.output_dir / n for n in names if (self.output_dir / n).exists()]
+        earlier += sorted(self.output_dir.glob(SNAPSHOT_GLOB))
+        if not earlier:
+            return
+        stamp = time.strftime("replaced-%Y%m%d-%H%M%S")
+        aside, count = self.output_dir / stamp, 1
+        while aside.exists():  # two restarts within a second
+            aside, count = self.output_dir / f"{stamp}-{count}", count + 1
+        aside.mkdir()
+        for path in earlier:
+            shutil.move(str(path), str(aside / path.name))
+        _logger.info("--restart: moved the earlier run's files to %s", aside)
 
     @staticmethod
     def _seed(seed: int) -> None:
@@ -266,6 +329,8 @@ class Trainer:
     # ---- checkpoints -----------------------------------------------------------------------------
 
     def state_dict(self) -> dict[str, Any]:
+        """The checkpoint. Under DDP every rank must call it (it gathers each rank's random state)."""
+        rng = capture_rng_state()
         return {
             "version": CHECKPOINT_VERSION,
             "model": unwrap(self.model).state_dict(),
@@ -273,7 +338,8 @@ class Trainer:
             "scheduler": self.scheduler.state_dict(),
             "scaler": self.scaler.state_dict() if self.scaler is not None else None,
             "ema": self.ema.module.state_dict() if self.ema is not None else None,
-            "rng": capture_rng_state(),
+            "rng": rng,
+            "rng_per_rank": all_gather_objects(rng) if self.dist.enabled else [rng],
             "epoch": self.epoch,
             "batches_done_in_epoch": self.batches_done_in_epoch,
             "global_step": self.global_step,
@@ -301,13 +367,34 @@ class Trainer:
         self.global_step = int(state["global_step"])
         self.best_top1 = float(state["best_top1"])
         self.history = list(state.get("history", []))
-        restore_rng_state(state["rng"])
+        per_rank = state.get("rng_per_rank") or []
+        same_ranks = len(per_rank) == self.dist.world_size
+        restore_rng_state(per_rank[self.dist.rank] if same_ranks else state["rng"])
         _logger.info("resumed at epoch %d, step %d", self.epoch, self.global_step)
 
     def save(self, name: str = "last.pt") -> Path | None:
-        if not self.dist.is_main:
-            return None
-        return atomic_save(self.state_dict(), self.output_dir / name)
+        """Write checkpoint ``name`` (rank 0; every rank must call this). A write that fails on rank 0
+        (a full disk) raises on every rank, so that no rank waits for the others forever."""
+        state = self.state_dict()
+        self.last_write = time.monotonic()
+        path, error = None, None
+        if self.dist.is_main:
+            try:
+                path, seconds, size = timed_save(state, self.output_dir / name)
+                _logger.info(
+                    "wrote %s: %.1f MB in %.2f s (step %d: %d epochs and %d batches done)",
+                    name, size / 2**20, seconds, self.global_step, self.epoch, self.batches_done_in_epoch,
+                )  # fmt: skip
+                if name == "last.pt":
+                    keep_snapshot(path, self.epoch, self.global_step, self.config.train.keep_last)
+            except (CheckpointError, OSError) as exc:
+                error = exc
+        if error is not None:
+            self._agree(True)
+            raise error
+        if self._agree(False)[0]:
+            raise CheckpointError(f"rank 0 could not write {name}; see its error")
+        return path
 
     # ---- the loop --------------------------------------------------------------------------------
 
@@ -317,15 +404,20 @@ class Trainer:
         if self.dist.is_main:
             self.output_dir.mkdir(parents=True, exist_ok=True)
             save_config(cfg, self.output_dir / "config.yaml")
+        if self.dist.is_main and self.global_step > 0:  # rows logged after last.pt was written are redone
+            for name in ("train.csv", "val.csv"):
+                reporting.drop_rows_after(self.output_dir / name, self.global_step)
         train_log = reporting.MetricsLogger(self.output_dir, "train") if self.dist.is_main else None
         val_log = reporting.MetricsLogger(self.output_dir, "val", tensorboard=False) if self.dist.is_main else None
+        self.last_write = time.monotonic()
         try:
-            while self.epoch < cfg.train.epochs and not self._reached_max_steps():
-                self._train_epoch(train_log)
-                if self._reached_max_steps() and self.batches_done_in_epoch > 0:
-                    break  # stopped mid-epoch (max_steps): last.pt holds the exact position
-                self._end_epoch(val_log)
-            self.save("last.pt")
+            with StopSignals() as self.signals:
+                while self.epoch < cfg.train.epochs and not self._reached_max_steps():
+                    self._train_epoch(train_log)
+                    if self._reached_max_steps() and self.batches_done_in_epoch > 0:
+                        break  # stopped mid-epoch (max_steps): last.pt holds the exact position
+                    self._end_epoch(val_log)
+                self.save("last.pt")
         except KeyboardInterrupt:
             # Back to the last optimiser step: gradients of a half-accumulated step are lost.
             self.batches_done_in_epoch -= self.batches_done_in_epoch % cfg.optim.accum_steps
@@ -406,6 +498,7 @@ class Trainer:
                 bar.set_postfix(
                     loss=f"{loss_value:.3f}", lr=f"{self.optimizer.param_groups[0]['lr']:.2e}", refresh=False
                 )
+                self._checkpoint_or_stop()  # after the step's log row: a resumed run logs from the next step
             fetch_start = time.perf_counter()
         bar.close()
         if self.broken.count:
@@ -444,6 +537,32 @@ class Trainer:
             loss.backward()
         return float(loss.detach()) * cfg.optim.accum_steps
 
+    def _checkpoint_or_stop(self) -> None:
+        """At a step boundary: write ``last.pt`` when one is due, or write it and stop when a signal came.
+        Under DDP the ranks agree first (one small all-reduce per step), so they stop at the same step."""
+        train = self.config.train
+        due = (train.checkpoint_every > 0 and self.global_step % train.checkpoint_every == 0) or (
+            train.checkpoint_minutes > 0 and time.monotonic() - self.last_write >= 60 * train.checkpoint_minutes
+        )
+        stop, due = self._agree(self.signals.received is not None, due)
+        if stop:
+            self._save_and_stop()
+        if due:
+            self.save("last.pt")
+
+    def _agree(self, *flags: bool) -> tuple[bool, ...]:
+        """Each flag true on every rank when it is true on any (one small all-reduce under DDP)."""
+        if not self.dist.enabled:
+            return flags
+        summed = all_reduce_sum(torch.tensor([float(flag) for flag in flags]))
+        return tuple(bool(value > 0) for value in summed)
+
+    def _save_and_stop(self) -> None:
+        self.save("last.pt")
+        barrier()  # every rank leaves after rank 0 has written: a launcher stops the others at the first exit
+        signal_name = self.signals.received or "a stop signal on another rank"
+        raise TrainingStopped(signal_name, str(self.output_dir / "last.pt"), self.epoch, self.global_step)
+
     def _mix(self, clips: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """timm's mixup/cutmix on video: frames folded into channels so a cutmix box spans all frames."""
         b, c, t, h, w = clips.shape
@@ -469,11 +588,16 @@ class Trainer:
 
     def _end_epoch(self, log: reporting.MetricsLogger | None) -> None:
         cfg = self.config
-        self.epoch += 1
-        self.batches_done_in_epoch = 0
+        ended = self.epoch + 1
         every = cfg.train.eval_every
-        if self.val_set is not None and ((every > 0 and self.epoch % every == 0) or self.epoch == cfg.train.epochs):
+        metrics = None
+        if self.val_set is not None and ((every > 0 and ended % every == 0) or ended == cfg.train.epochs):
             metrics = self.validate()
+            if metrics is None:  # a stop signal during validation: last.pt is written before it, redone on resume
+                self._save_and_stop()
+        self.epoch = ended
+        self.batches_done_in_epoch = 0
+        if metrics is not None:
             row = {"epoch": self.epoch, "step": self.global_step, **metrics}
             self.history.append(row)
             if log is not None:
@@ -493,9 +617,10 @@ class Trainer:
             self.save("last.pt")
 
     @torch.no_grad()
-    def validate(self) -> dict[str, float]:
+    def validate(self) -> dict[str, float] | None:
         """Single-clip validation (one centre clip, one centre crop per video) of the current
-        weights (the EMA weights when EMA is on), reduced over all ranks."""
+        weights (the EMA weights when EMA is on), reduced over all ranks; None when a stop signal
+        came in the middle (during :meth:`fit`)."""
         cfg = self.config
         model = self.ema.module if self.ema is not None else self.model
         model.eval()
@@ -503,7 +628,14 @@ class Trainer:
         loader = eval_loader(self.val_set, batch_size, cfg.data.num_workers, self.dist)
         totals = torch.zeros(4, dtype=torch.float64)  # loss sum, top-1 hits, top-5 hits, videos
         missing = BrokenVideoLog()
-        for batch in tqdm(loader, desc="validate", disable=self.quiet or not self.dist.is_main, leave=False):
+        signals = getattr(self, "signals", None)
+        # Ranks may hold one video more or less: they agree on a stop only over the batches all of them have.
+        common = -(-(len(self.val_set) // self.dist.world_size) // batch_size)
+        bar = tqdm(loader, desc="validate", disable=self.quiet or not self.dist.is_main, leave=False)
+        for index, batch in enumerate(bar):
+            if signals is not None and index < common and self._agree(signals.received is not None)[0]:
+                self.model.train()
+                return None
             missing.add(batch.broken)
             if batch.labels.numel() == 0:
                 continue
@@ -560,15 +692,18 @@ class Trainer:
         (self.output_dir / "report.md").write_text("\n".join(lines))
 
 
-def train(config: RunConfig, resume: str | Path | None = None, quiet: bool = False) -> TrainResult:
-    """Train ``config`` (continuing from ``resume`` if given) and return the result summary.
+def train(
+    config: RunConfig, resume: str | Path | None = None, quiet: bool = False, restart: bool = False
+) -> TrainResult:
+    """Train ``config`` (continuing from ``resume`` if given, else from the output folder's own
+    ``last.pt`` of the same configuration unless ``restart``) and return the result summary.
 
     A process group the run joins itself (under torchrun) is destroyed when it ends, also on an
     error, so that every process exits cleanly; a group the caller set up is left to the caller.
     """
     joins_group = not torch.distributed.is_initialized()
     try:
-        return Trainer(config, resume=resume, quiet=quiet).fit()
+        return Trainer(config, resume=resume, quiet=quiet, restart=restart).fit()
     finally:
         if joins_group:
             shutdown_distributed()
