@@ -1,0 +1,5 @@
+"""Online recognition with causal VAST models: :class:`StreamingClassifier` (docs/streaming.md)."""
+
+from vast.streaming.classifier import CarriedShift, NotStreamableError, StreamingClassifier, check_streamable
+
+__all__ = ["CarriedShift", "NotStreamableError", "StreamingClassifier", "check_streamable"]
