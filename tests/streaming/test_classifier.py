@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from vast import create_model
-from vast.streaming import NotStreamableError, StreamingClassifier
+from vast.streaming import NotStreamableError, StreamingClassifier, StreamingStep
 
 
 def _causal(name, randomize, **options):
@@ -76,3 +76,37 @@ def test_a_step_of_the_wrong_shape_is_one_clear_error(randomize):
     stream = StreamingClassifier(_causal("vast_nano", randomize, t_patch=2))
     with pytest.raises(Exception, match=r"next 2 frame\(s\)"):
         stream.step(torch.randn(1, 3, 1, 32, 32))
+
+
+@pytest.mark.parametrize("t_patch", [1, 2])
+def test_the_exported_step_runs_a_whole_video_in_onnx_runtime_as_the_stream_does(t_patch, randomize, tmp_path):
+    ort = pytest.importorskip("onnxruntime")
+    from vast.streaming.export import export_streaming_step, state_names
+
+    model = _causal("vast_nano", randomize, t_patch=t_patch)
+    video = torch.randn(2, 3, 16, 32, 32, generator=torch.Generator().manual_seed(2))
+    path = export_streaming_step(model, (2, 3, t_patch, 32, 32), tmp_path / "step.onnx")
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    step = StreamingStep(model)
+    inputs, _ = state_names(step)
+    state = [t.numpy() for t in step.initial_state(video[:, :, :t_patch])]
+    stream = StreamingClassifier(model)
+    for end in range(t_patch, 17, t_patch):
+        frames = video[:, :, end - t_patch : end]
+        logits, *state = session.run(None, dict(zip(inputs, [frames.numpy(), *state], strict=True)))
+        torch.testing.assert_close(torch.from_numpy(logits), stream.step(frames), rtol=0, atol=1e-4)
+
+
+def test_the_exported_program_runs_a_whole_video_as_the_stream_does(randomize, tmp_path):
+    from vast.streaming.export import export_streaming_step
+
+    model = _causal("vast_nano", randomize)
+    video = torch.randn(1, 3, 8, 32, 32, generator=torch.Generator().manual_seed(3))
+    program = torch.export.load(str(export_streaming_step(model, (1, 3, 1, 32, 32), tmp_path / "s.pt2", "exported")))
+    run = program.module()
+    state = StreamingStep(model).initial_state(video[:, :, :1])
+    stream = StreamingClassifier(model)
+    for t in range(8):
+        frames = video[:, :, t : t + 1]
+        logits, *state = run(frames, *state)
+        torch.testing.assert_close(logits, stream.step(frames), rtol=0, atol=1e-4)
