@@ -78,6 +78,7 @@ def test_a_step_of_the_wrong_shape_is_one_clear_error(randomize):
         stream.step(torch.randn(1, 3, 1, 32, 32))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("t_patch", [1, 2])
 def test_the_exported_step_runs_a_whole_video_in_onnx_runtime_as_the_stream_does(t_patch, randomize, tmp_path):
     ort = pytest.importorskip("onnxruntime")
@@ -97,6 +98,7 @@ def test_the_exported_step_runs_a_whole_video_in_onnx_runtime_as_the_stream_does
         torch.testing.assert_close(torch.from_numpy(logits), stream.step(frames), rtol=0, atol=1e-4)
 
 
+@pytest.mark.slow
 def test_the_exported_program_runs_a_whole_video_as_the_stream_does(randomize, tmp_path):
     from vast.streaming.export import export_streaming_step
 
