@@ -84,6 +84,8 @@ def test_another_configuration_is_refused_restart_moves_it_aside(tiny_overrides,
     train(_config(tiny_overrides, run, "train.max_steps=1"), quiet=True)
     with pytest.raises(ConfigError, match=r"another configuration \(optim.lr differ\).*--restart"):
         train(_config(tiny_overrides, run, "optim.lr=0.5"), quiet=True)
+    with pytest.raises(ConfigError, match=r"\(train.epochs differ\)"):  # it shapes the schedule
+        train(_config(tiny_overrides, run, "train.epochs=3"), quiet=True)
 
     assert train(_config(tiny_overrides, run, "optim.lr=0.5", "train.max_steps=1"), quiet=True, restart=True)
     (aside,) = run.glob("replaced-*")

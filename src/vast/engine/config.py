@@ -223,8 +223,8 @@ def validate(config: RunConfig) -> None:
 
 # Keys that say how a run is carried out, not what it computes: a resumed run takes them from the
 # command that resumes it, and they may differ from the checkpoint's without making it another run.
+# (train.epochs is not one: it shapes the learning-rate schedule. Only an explicit --resume changes it.)
 RUN_LENGTH_AND_PLACE = (
-    "train.epochs",
     "train.max_steps",
     "train.output_dir",
     "train.device",

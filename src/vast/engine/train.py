@@ -217,9 +217,10 @@ class Trainer:
 
     @staticmethod
     def _resumed_config(config: RunConfig, state: dict[str, Any]) -> RunConfig:
-        """The checkpoint's configuration, with the run length, place and checkpointing the caller asks for."""
+        """The checkpoint's configuration, with the run length, place and checkpointing the caller asks for
+        (an explicit resume may also change ``train.epochs``: the schedule then stretches from where it is)."""
         saved = config_from_dict(state["config"])
-        for key in RUN_LENGTH_AND_PLACE:
+        for key in (*RUN_LENGTH_AND_PLACE, "train.epochs"):
             section, name = key.split(".")
             setattr(getattr(saved, section), name, getattr(getattr(config, section), name))
         return saved
