@@ -23,12 +23,19 @@ def _families(summary: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
     return families
 
 
+def _chance(summary: list[dict[str, Any]]) -> float | None:
+    """Top-1 of guessing, when every row has the same number of classes."""
+    classes = {row.get("num_classes") for row in summary}
+    return 100.0 / classes.pop() if len(classes) == 1 and None not in classes else None
+
+
 def plot_top1_against(summary: list[dict[str, Any]], x_key: str, x_label: str, path: Path) -> Path | None:
     """Top-1 against ``x_key`` (``gmacs`` or ``train_memory_mb``) for the attention comparison."""
     families = _families(summary)
     if not families:
         return None
     from matplotlib.figure import Figure
+    from matplotlib.ticker import ScalarFormatter
 
     fig = Figure(figsize=(8, 5.5))
     ax = fig.subplots()
@@ -36,6 +43,11 @@ def plot_top1_against(summary: list[dict[str, Any]], x_key: str, x_label: str, p
         xs, ys, errs = [r[x_key] for r in rows], [r["top1"] for r in rows], [r["top1_std"] for r in rows]
         ax.errorbar(xs, ys, yerr=errs, color=colour, marker="o", capsize=4, label=label, linewidth=2)
     ax.set_xscale("log")
+    ax.xaxis.set_major_formatter(ScalarFormatter())  # 0.04, not 4 x 10^-2
+    ax.xaxis.set_minor_formatter(ScalarFormatter())
+    chance = _chance(summary)
+    if chance is not None:
+        ax.axhline(chance, color="grey", linestyle=":", linewidth=1, label=f"chance ({chance:.1f} %)")
     ax.set_xlabel(x_label)
     ax.set_ylabel("top-1 % (single clip, mean ± std over seeds)")
     ax.grid(True, alpha=0.3)

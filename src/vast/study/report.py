@@ -39,6 +39,7 @@ def _row(group: str, label: str, runs: list[tuple[RunSpec, dict[str, Any]]]) -> 
         "model": first["model"],
         "options": first["options"],
         "seeds": [r["seed"] for r in records],
+        "num_classes": first.get("num_classes"),
         "top1": statistics.fmean(top1),
         "top1_std": statistics.stdev(top1) if len(top1) > 1 else 0.0,
         "top5": statistics.fmean(r["top5"] for r in records),
