@@ -35,7 +35,7 @@ def plot_top1_against(summary: list[dict[str, Any]], x_key: str, x_label: str, p
     if not families:
         return None
     from matplotlib.figure import Figure
-    from matplotlib.ticker import ScalarFormatter
+    from matplotlib.ticker import NullFormatter
 
     fig = Figure(figsize=(8, 5.5))
     ax = fig.subplots()
@@ -43,8 +43,9 @@ def plot_top1_against(summary: list[dict[str, Any]], x_key: str, x_label: str, p
         xs, ys, errs = [r[x_key] for r in rows], [r["top1"] for r in rows], [r["top1_std"] for r in rows]
         ax.errorbar(xs, ys, yerr=errs, color=colour, marker="o", capsize=4, label=label, linewidth=2)
     ax.set_xscale("log")
-    ax.xaxis.set_major_formatter(ScalarFormatter())  # 0.04, not 4 x 10^-2
-    ax.xaxis.set_minor_formatter(ScalarFormatter())
+    ticks = [r[x_key] for r in next(iter(families.values()))]  # the first family's compute points
+    ax.set_xticks(ticks, [f"{t:.3g}" for t in ticks])  # 0.0417, not 4 x 10^-2
+    ax.xaxis.set_minor_formatter(NullFormatter())
     chance = _chance(summary)
     if chance is not None:
         ax.axhline(chance, color="grey", linestyle=":", linewidth=1, label=f"chance ({chance:.1f} %)")
