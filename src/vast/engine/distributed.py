@@ -55,7 +55,17 @@ def init_distributed(device_name: str = "auto") -> DistInfo:
     local_rank = int(os.environ.get("LOCAL_RANK", "0"))
     device = resolve_device(device_name, local_rank)
     if world_size > 1 and not dist.is_initialized():
-        dist.init_process_group(backend="nccl" if device.type == "cuda" else "gloo")
+        backend = "nccl" if device.type == "cuda" else "gloo"
+        attempt = os.environ.get("TORCHELASTIC_RESTART_COUNT")
+        if attempt is None:
+            dist.init_process_group(backend=backend)
+        else:
+            # torchrun keeps its store across restarts: without a prefix of their own, restarted ranks
+            # can read the addresses a killed rank published and fail to connect (gloo: "Connection
+            # refused"); each attempt gets keys of its own.
+            store, rank, world_size = next(dist.rendezvous("env://"))
+            store = dist.PrefixStore(f"vast/attempt_{attempt}/", store)
+            dist.init_process_group(backend=backend, store=store, rank=rank, world_size=world_size)
     return DistInfo(rank, world_size, local_rank, device)
 
 
