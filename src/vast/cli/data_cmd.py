@@ -10,6 +10,19 @@ from pathlib import Path
 from vast.errors import DataError
 
 
+def _generator_options(parser: argparse.ArgumentParser, num_train: int, num_val: int) -> None:
+    """The arguments every data-set generator takes: folder, sizes, seed, processes."""
+    parser.add_argument("dir", type=Path, help="output folder (created if needed)")
+    parser.add_argument(
+        "--num-train", type=_positive, default=num_train, metavar="N", help=f"training videos ({num_train})"
+    )
+    parser.add_argument(
+        "--num-val", type=_positive, default=num_val, metavar="N", help=f"validation videos ({num_val})"
+    )
+    parser.add_argument("--seed", type=_non_negative, default=0, help="random seed; same seed, same videos (0)")
+    parser.add_argument("--workers", type=_positive, default=None, metavar="N", help="processes (one per core)")
+
+
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser("data", help="data set tools (make-demo, make-study, check)")
     actions = parser.add_subparsers(dest="data_command", metavar="ACTION")
@@ -21,11 +34,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         description="Write the Moving-Digits demo data set: 8 motion classes in 4 time-reversal pairs, "
         "16 frames of 64x64, from scikit-learn's bundled handwritten digits.",
     )
-    demo.add_argument("dir", type=Path, help="output folder (created if needed)")
-    demo.add_argument("--num-train", type=_positive, default=2000, metavar="N", help="training videos (2000)")
-    demo.add_argument("--num-val", type=_positive, default=400, metavar="N", help="validation videos (400)")
-    demo.add_argument("--seed", type=int, default=0, help="random seed; same seed, same videos (0)")
-    demo.add_argument("--workers", type=_positive, default=None, metavar="N", help="processes (one per core)")
+    _generator_options(demo, num_train=2000, num_val=400)
     demo.set_defaults(func=run_make_demo)
 
     study = actions.add_parser(
@@ -35,11 +44,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "in another order (reversed, or the two halves swapped); two actors among distractors over clutter, "
         "camera shake; 16 frames of 32x32.",
     )
-    study.add_argument("dir", type=Path, help="output folder (created if needed)")
-    study.add_argument("--num-train", type=_positive, default=3200, metavar="N", help="training videos (3200)")
-    study.add_argument("--num-val", type=_positive, default=800, metavar="N", help="validation videos (800)")
-    study.add_argument("--seed", type=_non_negative, default=0, help="random seed; same seed, same videos (0)")
-    study.add_argument("--workers", type=_positive, default=None, metavar="N", help="processes (one per core)")
+    _generator_options(study, num_train=3200, num_val=800)
     study.set_defaults(func=run_make_study)
 
     check = actions.add_parser(
