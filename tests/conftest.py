@@ -2,6 +2,8 @@ import pytest
 import torch
 
 from vast.data.moving_digits import make_moving_digits
+from vast.engine.config import load_config
+from vast.engine.train import train
 from vast.models.affine_shift import ChannelsLastBatchNorm, DynamicAffine, StaticAffine
 
 
@@ -27,6 +29,17 @@ def tiny_overrides(tiny_demo):
         "train.log_every=1",
         "optim.warmup_epochs=0.5",
     ]
+
+
+@pytest.fixture(scope="session")
+def causal_run(tiny_overrides, tmp_path_factory):
+    """A causal vast_nano trained for one short epoch on the tiny Moving-Digits set, with dense clips of
+    4 frames at stride 2 (so a stream takes every 2nd frame): the run folder."""
+    out = tmp_path_factory.mktemp("causal_run")
+    overrides = [*tiny_overrides, "train.epochs=1", "model.options.causal=true", "data.sampler=dense",
+                 "data.stride=2", f"train.output_dir={out}"]  # fmt: skip
+    train(load_config("demo", overrides), quiet=True)
+    return out
 
 
 def randomize_(model: torch.nn.Module, seed: int = 0) -> torch.nn.Module:

@@ -17,6 +17,7 @@ from vast.cli import (
     export_cmd,
     models_cmd,
     predict_cmd,
+    stream_cmd,
     study_cmd,
     train_cmd,
 )
@@ -25,7 +26,8 @@ from vast.errors import VastError
 # Each module exposes `register(subparsers)`, which adds its parser and sets `func` to a
 # callable taking the parsed namespace and returning an exit code.
 COMMAND_MODULES = (
-    models_cmd, data_cmd, train_cmd, eval_cmd, predict_cmd, export_cmd, bench_cmd, demo_cmd, study_cmd
+    models_cmd, data_cmd, train_cmd, eval_cmd, predict_cmd, export_cmd, bench_cmd, demo_cmd, study_cmd,
+    stream_cmd,
 )  # fmt: skip
 
 
