@@ -15,6 +15,10 @@ Two backends behind one ABC, :class:`VideoDecoder`:
 wrong with it (the categories of :data:`BROKEN_CATEGORIES`). Images are decoded by
 :func:`read_image` (torchvision's decoders: faster than PIL, measured in ``docs/data.md``).
 
+Rotated videos (phone recordings store portrait video as landscape frames plus a display matrix)
+come out upright, as the ffmpeg command line shows them: :class:`PyAVDecoder` turns each frame by
+:func:`display_rotation` with :func:`upright`, so height and width swap for quarter turns.
+
 Running out of frames: when a file yields fewer frames than its packets promised (a truncated or
 damaged file), a wanted frame that could not be decoded is replaced by the last frame decoded before
 it (or, when there is none, the first decoded after it), so a clip always has the length asked for.
@@ -24,6 +28,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import math
 import multiprocessing
 import os
 import re
@@ -181,6 +186,8 @@ class PyAVDecoder(VideoDecoder):
             raise
         self._pts_to_index = {int(p): i for i, p in enumerate(self._pts)}
         self._wanted_pts: set[int] = set()
+        # Older PyAV exposes the rotation on the stream only; newer PyAV on frames only.
+        self._stream_rotation = display_rotation(self._stream)
 
     @property
     def num_frames(self) -> int:
@@ -248,16 +255,21 @@ class PyAVDecoder(VideoDecoder):
             for index, frame in frames:
                 position, last = index, frame
                 if index in wanted_set and index not in out:
-                    out[index] = to_rgb(self._reformatter, frame, self.threads)
+                    out[index] = self._rgb(frame)
                 if index >= target:
                     break
             else:
                 # The file ran out of frames: keep the last one decoded, which the caller puts in
                 # place of the wanted frames after it.
                 if last is not None and position not in out:
-                    out[position] = to_rgb(self._reformatter, last, self.threads)
+                    out[position] = self._rgb(last)
                 break
         return out
+
+    def _rgb(self, frame: av.VideoFrame) -> np.ndarray:
+        """``frame`` as upright RGB, as the ffmpeg command line shows it."""
+        rotation = display_rotation(frame) or self._stream_rotation
+        return upright(to_rgb(self._reformatter, frame, self.threads), rotation)
 
     def _frames_from(self, key: int, target: int) -> Iterator[tuple[int, av.VideoFrame]]:
         """Seek to keyframe ``key`` and yield ``(index, frame)`` from there on.
@@ -330,6 +342,39 @@ def to_rgb(reformatter: VideoReformatter, frame: av.VideoFrame, threads: int = 1
         return reformatter.reformat(frame, format="rgb24", threads=threads).to_ndarray()
     except TypeError:  # PyAV before `threads` existed: it converts on one thread anyway
         return reformatter.reformat(frame, format="rgb24").to_ndarray()
+
+
+def display_rotation(frame_or_stream: av.VideoFrame | av.VideoStream) -> int:
+    """Degrees counter-clockwise (0, 90, 180 or 270) to turn a decoded frame by to show it upright,
+    as the ffmpeg command line does (it auto-rotates by the display matrix); 0 when there is none.
+
+    The sign is the display matrix's (FFmpeg's ``av_display_rotation_get``, ffprobe's "rotation"):
+    a phone held upright writes -90, which is 270 here, a clockwise quarter turn, as ffmpeg shows it
+    (``transpose=clock``). Read from the frame's display matrix side data (``VideoFrame.rotation``,
+    PyAV 14 and later) or from ``VideoStream.side_data`` (PyAV 11.2 to 13, which have no
+    ``VideoFrame.rotation``). Newer PyAV does not expose it on streams: a stream gives 0 there, so
+    pass a decoded frame. An angle between quarter turns is rounded to the nearest one (ffmpeg would
+    rotate by the exact angle and fill the corners; phones write quarter turns).
+    """
+    angle = getattr(frame_or_stream, "rotation", None)
+    if angle is None:
+        side_data = getattr(frame_or_stream, "side_data", None)
+        angle = side_data.get("DISPLAYMATRIX", 0) if isinstance(side_data, dict) else 0
+    if not angle or not math.isfinite(angle):  # the usual case costs two attribute reads
+        return 0
+    return round(angle / 90) % 4 * 90
+
+
+def upright(rgb: np.ndarray, rotation: int) -> np.ndarray:
+    """``rgb`` (H, W, 3) turned ``rotation`` degrees counter-clockwise (see :func:`display_rotation`),
+    contiguous; the array itself, uncopied, when ``rotation`` is 0. 90 and 270 swap H and W."""
+    if rotation % 90:
+        raise ValueError(f"rotation must be a multiple of 90 degrees, got {rotation}; see display_rotation")
+    turns = rotation // 90 % 4
+    if turns == 0:
+        return rgb
+    # Copy: np.rot90 is a strided view, and torch and the transforms want contiguous frames.
+    return np.ascontiguousarray(np.rot90(rgb, turns))
 
 
 class FrameFolderDecoder(VideoDecoder):
