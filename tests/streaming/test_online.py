@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import torch
 
+from vast.data.decoding import PyAVDecoder
 from vast.data.transforms import build_eval_transform, to_video
 from vast.engine.evaluate import load_run
 from vast.errors import ConfigError
@@ -100,3 +101,23 @@ def test_the_overlay_keeps_every_frame_and_draws_the_labels(causal_run, tiny_dem
     assert np.abs(written[:, :20, :60].astype(int) - enlarged[:, :20, :60]).mean() > 20
     png = plot_timeline(updates, run.class_names, tmp_path / "timeline.png")
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.mark.skipif(not hasattr(av.video.stream.VideoStream, "set_display_rotation"),
+                    reason="this PyAV cannot write a display matrix (PyAV 18.1 can)")  # fmt: skip
+def test_a_phone_video_streams_upright_as_the_decoder_reads_it(tmp_path):
+    frames = np.random.default_rng(0).integers(0, 256, (3, 48, 64, 3), dtype=np.uint8)
+    path = tmp_path / "phone.mp4"
+    with av.open(str(path), "w") as container:  # lossless, held upright: a display matrix of -90 degrees
+        stream = container.add_stream("libx264rgb", rate=8)
+        stream.width, stream.height, stream.pix_fmt = 64, 48, "rgb24"
+        stream.options = {"qp": "0", "threads": "1"}
+        stream.set_display_rotation(-90)
+        for frame in frames:
+            container.mux(stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")))
+        container.mux(stream.encode(None))
+    with FrameSource(str(path)) as source:
+        streamed = np.stack([f.rgb for f in source])
+    with PyAVDecoder(path) as video:  # the training / eval decoder, checked against ffmpeg in tests/data
+        np.testing.assert_array_equal(streamed, video.get_frames(range(3)))
+    np.testing.assert_array_equal(streamed, np.rot90(frames, k=-1, axes=(1, 2)))  # turned clockwise
