@@ -42,6 +42,15 @@ def causal_run(tiny_overrides, tmp_path_factory):
     return out
 
 
+@pytest.fixture(scope="session")
+def bidirectional_run(tiny_overrides, tmp_path_factory):
+    """The demo recipe's vast_nano (temporal shift in both directions, TSN clips) trained for one short
+    epoch on the tiny Moving-Digits set: the run folder."""
+    out = tmp_path_factory.mktemp("bidirectional_run")
+    train(load_config("demo", [*tiny_overrides, "train.epochs=1", f"train.output_dir={out}"]), quiet=True)
+    return out
+
+
 def randomize_(model: torch.nn.Module, seed: int = 0) -> torch.nn.Module:
     """Give zero-initialised affines and fresh BatchNorm statistics non-trivial values, so that a test
     exercises every term of the forward pass."""

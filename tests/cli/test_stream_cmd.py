@@ -82,7 +82,7 @@ def test_the_overlay_and_its_timeline_are_written(causal_run, tiny_demo, tmp_pat
 
 
 def test_sources_that_cannot_be_read_and_models_that_cannot_stream_are_one_line_errors(
-    causal_run, trained_bidirectional, tmp_path, capsys
+    causal_run, bidirectional_run, tmp_path, capsys
 ):
     video = str(tmp_path / "nothing.mp4")
     assert main(["stream", str(causal_run), video]) == 2
@@ -91,16 +91,7 @@ def test_sources_that_cannot_be_read_and_models_that_cannot_stream_are_one_line_
     assert main(["stream", str(causal_run), "rtsp://127.0.0.1:9/none"]) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("vast stream: error: cannot open rtsp://127.0.0.1:9/none") and err.count("\n") == 0
-    assert main(["stream", str(trained_bidirectional), video, "--every", "2"]) == 2
+    assert main(["stream", str(bidirectional_run), video, "--every", "2"]) == 2
     err = capsys.readouterr().err.strip()
     assert "reads the next frame" in err and "causal=true" in err and err.count("\n") == 0
 
-
-@pytest.fixture(scope="module")
-def trained_bidirectional(tiny_overrides, tmp_path_factory):
-    out = tmp_path_factory.mktemp("bidirectional")
-    argv = ["train", "demo", "--quiet", "--output", str(out), "--set", "train.epochs=1"]
-    for item in tiny_overrides:
-        argv += ["--set", item]
-    assert main(argv) == 0
-    return out

@@ -5,7 +5,17 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from vast.engine.evaluate import annotations_for_eval, evaluate, load_run, parse_views, write_eval_report
+from vast.data.annotations import Annotations
+from vast.engine.evaluate import (
+    LoadedRun,
+    annotations_for_eval,
+    evaluate,
+    load_run,
+    parse_views,
+    write_eval_report,
+)
+from vast.streaming.early import early_recognition, write_early_recognition
+from vast.streaming.recognizer import frame_every
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -22,6 +32,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--fuse", action="store_true",
         help="fuse the model for inference (BatchNorm folded, oneDNN on the CPU): faster, same outputs up to rounding",
     )
+    parser.add_argument(
+        "--online", action="store_true",
+        help="early recognition: top-1 after 25, 50, 75 and 100 %% of each video, read as a stream would read it",
+    )
+    parser.add_argument("--every", type=int, help="--online: take every N-th frame (default: the run's stride)")
     parser.add_argument("--out", type=Path, help="folder for the JSON report and confusion matrix (default: the run's)")
     parser.set_defaults(func=run)
 
@@ -30,6 +45,8 @@ def run(args: argparse.Namespace) -> int:
     clips, crops = parse_views(args.views)
     run_ = load_run(args.checkpoint, device=args.device, ema=args.ema, fuse=args.fuse)
     annotations = annotations_for_eval(run_, args.data, args.root)
+    if args.online:
+        return _run_online(run_, annotations, args)
     result = evaluate(run_, annotations, clips=clips, crops=crops, batch_size=args.batch_size, workers=args.workers)
     out_dir = args.out or run_.checkpoint_path.parent
     json_path, png = write_eval_report(result, run_.class_names, out_dir)
@@ -42,5 +59,17 @@ def run(args: argparse.Namespace) -> int:
     print("per class:")
     for name, acc in result.per_class.items():
         print(f"  {name:<{width}}  {acc:6.2f} %")
+    print(f"wrote {json_path} and {png}")
+    return 0
+
+
+def _run_online(run_: LoadedRun, annotations: Annotations, args: argparse.Namespace) -> int:
+    result = early_recognition(run_, annotations, frame_every(run_.config, args.every))
+    json_path, png = write_early_recognition(result, args.out or run_.checkpoint_path.parent)
+    print(f"model     {run_.config.model.name} ({run_.checkpoint_path}, {run_.weights} weights)")
+    print(f"protocol  {result.protocol}")
+    print(f"videos    {result.videos} evaluated, {result.missing} missing (broken or too short)")
+    for fraction, top1 in zip(result.fractions, result.top1):
+        print(f"top-1 after {100 * fraction:3.0f} % of each video: {top1:6.2f} %")
     print(f"wrote {json_path} and {png}")
     return 0
