@@ -104,6 +104,9 @@ class EvalResult:
     per_class: dict[str, float]
     confusion: list[list[int]]
     missing_paths: list[str] = field(default_factory=list)
+    checkpoint: str = ""  # the file the evaluated weights came from (resolved path)
+    weights: str = ""  # "model" or "ema"
+    data: str = ""  # the annotations evaluated on
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=2)
@@ -153,6 +156,9 @@ def evaluate(
         per_class=per_class,
         confusion=confusion.tolist(),
         missing_paths=missing.paths,
+        checkpoint=str(run.checkpoint_path.resolve()),
+        weights=run.weights,
+        data=config.data.val if annotations is None else str(annotations.source or ""),
     )
 
 
