@@ -46,7 +46,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args = parse_args(parser, argv)
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.INFO,
         format="%(levelname)s %(name)s: %(message)s",
@@ -62,6 +62,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"vast {args.command}: interrupted", file=sys.stderr)
         return 130
+
+
+def parse_args(parser: argparse.ArgumentParser, argv: Sequence[str] | None) -> argparse.Namespace:
+    """``parser.parse_args``, except that a command's optional last positional (named by its
+    ``late_positional`` default) may also come after the options: ``vast export CKPT --format dir OUT``.
+    (Python 3.11's argparse gives an optional positional nothing once the one before it is read.)"""
+    args, extras = parser.parse_known_args(argv)
+    late = getattr(args, "late_positional", None)
+    if late and getattr(args, late) is None and len(extras) == 1 and not extras[0].startswith("-"):
+        setattr(args, late, extras.pop())
+    if extras:
+        parser.error(f"unrecognized arguments: {' '.join(extras)}")
+    return args
 
 
 def _one_line(exc: BaseException) -> str:

@@ -1,4 +1,5 @@
-"""Opt-in inference forms of a trained model: fused blocks and packed oneDNN weights.
+"""Opt-in inference forms of a trained model: fused blocks and packed oneDNN weights; and model
+folders (:mod:`vast.deploy.package`: ``config.json``, ``model.safetensors``, a model card).
 
 The model that ``vast.create_model`` returns is the reference (plain PyTorch layers). Nothing here
 changes it unless asked: ``model.eval().fuse_for_inference()`` (or :func:`fuse_for_inference`, or

@@ -20,13 +20,14 @@ from tqdm import tqdm
 
 from vast.data.annotations import Annotations, VideoRecord, load_annotations
 from vast.data.dataset import BrokenVideoLog
+from vast.deploy import package
 from vast.engine import reporting
 from vast.engine.checkpoint import load_checkpoint
-from vast.engine.config import RunConfig, config_from_dict
+from vast.engine.config import RunConfig, config_from_dict, validate
 from vast.engine.data import build_eval_dataset, eval_loader
 from vast.engine.distributed import DistInfo, resolve_device
 from vast.engine.train import as_model_input
-from vast.errors import ConfigError
+from vast.errors import CheckpointError, ConfigError
 from vast.models import create_model
 
 _logger = logging.getLogger(__name__)
@@ -68,16 +69,33 @@ class LoadedRun:
     config: RunConfig
     class_names: list[str]
     checkpoint_path: Path
-    weights: str  # "model" or "ema"
+    weights: str  # "model" or "ema"; "packaged" for a model folder's
 
 
 def load_run(checkpoint: str | Path, device: str = "cpu", ema: bool = False, fuse: bool = False) -> LoadedRun:
-    """Rebuild the model of a training checkpoint (``last.pt`` / ``best.pt`` or a run folder).
+    """Rebuild the model of a training checkpoint (``last.pt`` / ``best.pt`` or a run folder), or of a
+    model folder written by ``vast export --format dir`` (its configuration rebuilt from ``config.json``:
+    the model, and the data settings that make the evaluation transforms the run's).
 
     ``fuse`` rebuilds it with ``fuse_for_inference`` (BatchNorm folded into the projections, oneDNN
     matmuls on the CPU): faster, the same outputs up to float rounding, inference only.
     """
     path = Path(checkpoint)
+    run = _load_package(path, ema) if package.is_package(path) else _load_checkpoint(path, ema)
+    run.model.to(resolve_device(device)).eval()
+    if fuse:
+        if not hasattr(run.model, "fuse_for_inference"):
+            raise ConfigError(f"{run.config.model.name} cannot be fused for inference; drop --fuse")
+        run.model.fuse_for_inference()
+    return run
+
+
+def _load_checkpoint(path: Path, ema: bool) -> LoadedRun:
+    if path.is_dir() and not (path / "last.pt").exists():
+        raise CheckpointError(
+            f"{path} holds neither last.pt (a run folder) nor {package.CONFIG_FILE} (a model folder); "
+            f"give a checkpoint file, a run folder or a folder written by `vast export --format dir`"
+        )
     state = load_checkpoint(path)
     config = config_from_dict(state["config"])
     weights = "ema" if ema else "model"
@@ -85,12 +103,18 @@ def load_run(checkpoint: str | Path, device: str = "cpu", ema: bool = False, fus
         raise ConfigError(f"{path} holds no EMA weights (trained without train.ema); drop --ema")
     model = create_model(config.model.name, num_classes=int(state["num_classes"]), **config.model.options)
     model.load_state_dict(state[weights])
-    model.to(resolve_device(device)).eval()
-    if fuse:
-        if not hasattr(model, "fuse_for_inference"):
-            raise ConfigError(f"{config.model.name} cannot be fused for inference; drop --fuse")
-        model.fuse_for_inference()
     return LoadedRun(model, config, list(state["class_names"]), path if path.is_file() else path / "last.pt", weights)
+
+
+def _load_package(path: Path, ema: bool) -> LoadedRun:
+    if ema:
+        raise ConfigError(f"{path} is a model folder with one set of weights; drop --ema")
+    packaged = package.read_package(path)
+    model_section = {"name": packaged.architecture, "num_classes": packaged.num_classes, "options": packaged.model_args}
+    config = config_from_dict({"model": model_section, "data": packaged.data_settings()})
+    validate(config)
+    model = package.load_package(path)
+    return LoadedRun(model, config, packaged.label_names, path / package.WEIGHTS_FILE, "packaged")
 
 
 @dataclass
@@ -104,6 +128,9 @@ class EvalResult:
     per_class: dict[str, float]
     confusion: list[list[int]]
     missing_paths: list[str] = field(default_factory=list)
+    checkpoint: str = ""  # the file the evaluated weights came from (resolved path)
+    weights: str = ""  # "model" or "ema"
+    data: str = ""  # the annotations evaluated on
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=2)
@@ -153,6 +180,9 @@ def evaluate(
         per_class=per_class,
         confusion=confusion.tolist(),
         missing_paths=missing.paths,
+        checkpoint=str(run.checkpoint_path.resolve()),
+        weights=run.weights,
+        data=config.data.val if annotations is None else str(annotations.source or ""),
     )
 
 

@@ -1,4 +1,4 @@
-"""Export a trained model and verify that the exported file gives the eager model's outputs."""
+"""Export a trained model and verify that the exported file (or model folder) gives the eager model's outputs."""
 
 from __future__ import annotations
 
@@ -10,6 +10,8 @@ import torch
 from safetensors.torch import save_file
 from torch import nn
 
+from vast.deploy import package
+from vast.engine.evaluate import LoadedRun
 from vast.errors import ConfigError
 
 _logger = logging.getLogger(__name__)
@@ -86,3 +88,17 @@ def _export_onnx(model: nn.Module, example: torch.Tensor, path: Path) -> torch.T
     session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     (logits,) = session.run(None, {"video": example.numpy()})
     return torch.from_numpy(np.asarray(logits))
+
+
+def export_package(run: LoadedRun, out: str | Path, input_shape: tuple[int, ...]) -> ExportResult:
+    """Write ``run``'s model as a model folder (:mod:`vast.deploy.package`), rebuild the model from the
+    folder alone and compare its outputs with the eager model's on a random input of ``input_shape``."""
+    model = run.model.eval()
+    path = package.write_package(
+        out, model, run.config.to_dict(), run.class_names, weights=run.weights, checkpoint=run.checkpoint_path
+    )
+    reloaded = package.load_package(path).to(next(model.parameters()).device).eval()
+    example = torch.randn(input_shape, generator=torch.Generator().manual_seed(0)).to(next(model.parameters()).device)
+    with torch.no_grad():
+        diff = float((reloaded(example) - model(example)).abs().max())
+    return ExportResult(path, package.FORMAT, tuple(input_shape), diff)

@@ -24,14 +24,14 @@ registered entry points.
 import difflib
 import inspect
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from typing import Any
 
 import torch
 import torch.nn.functional as F
 from timm.data import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
 from timm.layers import DropPath, Mlp, trunc_normal_
-from timm.models import build_model_with_cfg, checkpoint_seq, generate_default_cfgs
+from timm.models import PretrainedCfg, build_model_with_cfg, checkpoint_seq, generate_default_cfgs
 from timm.models import register_model as timm_register_model
 from timm.models._features import feature_take_indices
 from torch import nn
@@ -618,7 +618,7 @@ def _create(variant: str, pretrained: bool = False, **kwargs: Any) -> AffineShif
     video = variant.startswith("vast_")
     depths = kwargs.get("depths", (2, 2, 6, 2))
     out_indices = kwargs.pop("out_indices", tuple(range(len(depths))))
-    kwargs.setdefault("pretrained_cfg", default_cfgs[variant].default)
+    timm_cfg, own_cfg = _split_pretrained_cfg(kwargs.pop("pretrained_cfg", None) or default_cfgs[variant].default)
     try:
         model = build_model_with_cfg(
             AffineShiftTransformer,
@@ -627,16 +627,42 @@ def _create(variant: str, pretrained: bool = False, **kwargs: Any) -> AffineShif
             pretrained_filter_fn=checkpoint_filter_fn,
             feature_cfg=dict(out_indices=out_indices, feature_cls="getter"),
             video=video,
+            pretrained_cfg=timm_cfg,
             **kwargs,
         )
     except TypeError as exc:
         raise _unknown_option_error(variant, exc) from exc
-    if video and isinstance(model, AffineShiftTransformer):
-        # timm's config is image-shaped; the video input adds the frame count.
-        channels, height, width = model.pretrained_cfg["input_size"]
-        model.pretrained_cfg["num_frames"] = DEFAULT_NUM_FRAMES
-        model.pretrained_cfg["input_size"] = (channels, DEFAULT_NUM_FRAMES, height, width)
+    if isinstance(model, AffineShiftTransformer):
+        cfg = model.pretrained_cfg
+        cfg.update(own_cfg)
+        if video and len(cfg["input_size"]) == 3:
+            # timm's config is image-shaped; the video input adds the frame count.
+            channels, height, width = cfg["input_size"]
+            frames = cfg.setdefault("num_frames", DEFAULT_NUM_FRAMES)
+            cfg["input_size"] = (channels, frames, height, width)
     return model
+
+
+_TIMM_CFG_FIELDS = frozenset(f.name for f in fields(PretrainedCfg))
+
+
+def _split_pretrained_cfg(cfg: Any) -> tuple[Any, dict[str, Any]]:
+    """A ``pretrained_cfg`` dict as timm takes it, and the keys set aside for the built model.
+
+    timm turns a dict into its ``PretrainedCfg``, which refuses keys it does not know: vast's own
+    (``num_frames``, ``frame_sampler``, ``frame_stride``, ``short_side`` in a packaged model's
+    ``config.json``, :mod:`vast.deploy.package`) wait aside, and a video ``input_size`` (C, T, H, W)
+    goes to timm as (C, H, W); both are put back on ``model.pretrained_cfg``.
+    """
+    if not isinstance(cfg, dict):
+        return cfg, {}
+    timm_cfg = {k: v for k, v in cfg.items() if k in _TIMM_CFG_FIELDS}
+    own = {k: v for k, v in cfg.items() if k not in _TIMM_CFG_FIELDS}
+    size = timm_cfg.get("input_size")
+    if size is not None and len(size) == 4:
+        own["input_size"] = tuple(size)
+        timm_cfg["input_size"] = (size[0], *size[2:])
+    return timm_cfg, own
 
 
 def _unknown_option_error(variant: str, exc: TypeError) -> Exception:

@@ -1,0 +1,449 @@
+"""Packaged model folders: ``config.json`` in timm's hub form, ``model.safetensors`` and a model card.
+
+``vast export CHECKPOINT --format dir OUT`` (:func:`write_package`) writes
+
+* ``config.json``, as timm's ``save_for_hf`` / ``push_to_hf_hub`` write it: ``architecture``,
+  ``num_classes``, ``num_features``, ``global_pool``, ``label_names`` (the class names), ``model_args``
+  (the run's ``model.options``: with the architecture they rebuild the exact model) and
+  ``pretrained_cfg``, the evaluation preprocessing: timm's ``input_size`` ((C, T, H, W) for video),
+  ``crop_pct``, ``crop_mode``, ``interpolation``, ``mean`` and ``std``, and vast's ``num_frames``,
+  ``frame_sampler`` (``tsn`` or ``dense``), ``frame_stride`` and ``short_side`` (the run's ``data`` keys;
+  a short side of 0 means crop / 0.875 for one crop, the crop for three);
+* ``model.safetensors``: the weights (the model's, or the EMA's with ``--ema``);
+* ``README.md``: a model card: params, GMACs, the run's own evaluations, limitations and the recipe.
+
+The folder loads with ``vast.create_model(folder)`` (:func:`load_package`); ``load_run(folder)`` (and so
+``vast eval``, ``vast predict``) rebuilds the run's evaluation settings from ``pretrained_cfg``
+(:meth:`PackageConfig.data_settings`); an image model (``ast_*``) also loads with
+``timm.create_model("local-dir:" + folder, pretrained=True)`` once ``import vast`` has registered it with timm.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+import yaml
+from safetensors.torch import save_file
+from timm.models import PretrainedCfg
+from torch import nn
+
+from vast.errors import CheckpointError, ConfigError, UnknownModelError
+from vast.models.flops import count_flops
+from vast.models.registry import create_model, get_entrypoint
+from vast.models.weights import load_weights, read_state_dict
+
+CONFIG_FILE = "config.json"
+WEIGHTS_FILE = "model.safetensors"
+CARD_FILE = "README.md"
+FORMAT = "dir"  # the name of this form in `vast export --format`
+
+# Keys of a model's pretrained_cfg that a package does not carry: where published weights live and
+# their licence (a package's weights are the folder's, trained on the run's data, under its terms),
+# the architecture (top level in the hub form) and sizes that belong to the default input only.
+_DROPPED_CFG_KEYS = frozenset(
+    {
+        "url",
+        "file",
+        "state_dict",
+        "hf_hub_id",
+        "hf_hub_filename",
+        "source",
+        "tag",
+        "license",
+        "architecture",
+        "pool_size",
+        "test_input_size",
+        "test_crop_pct",
+        "test_pool_size",
+        "label_names",
+    }
+)
+
+
+@dataclass(frozen=True)
+class PackageConfig:
+    """What a package's ``config.json`` says."""
+
+    folder: Path
+    architecture: str
+    num_classes: int
+    label_names: list[str]
+    model_args: dict[str, Any]
+    pretrained_cfg: dict[str, Any]
+
+    def data_settings(self) -> dict[str, Any]:
+        """The evaluation preprocessing as run-configuration ``data`` keys (timm's defaults for the
+        keys ``pretrained_cfg`` leaves out; sampler and stride only where it states them)."""
+        cfg = {**asdict(PretrainedCfg()), **self.pretrained_cfg}
+        size = cfg["input_size"]
+        crop = int(size[-1])
+        short = cfg.get("short_side")
+        settings = {
+            "num_frames": int(cfg.get("num_frames", size[1] if len(size) == 4 else 1)),
+            "crop_size": crop,
+            "short_side": int(short) if short is not None else round(crop / cfg["crop_pct"]),
+            "mean": list(cfg["mean"]),
+            "std": list(cfg["std"]),
+        }
+        if "frame_sampler" in cfg:
+            settings["sampler"] = cfg["frame_sampler"]
+        if "frame_stride" in cfg:
+            settings["stride"] = int(cfg["frame_stride"])
+        return settings
+
+
+def is_package(path: str | Path) -> bool:
+    """Whether ``path`` is a folder holding a ``config.json`` (a packaged model)."""
+    return Path(path).is_dir() and (Path(path) / CONFIG_FILE).is_file()
+
+
+def read_package(folder: str | Path) -> PackageConfig:
+    """The ``config.json`` of the model folder ``folder``; a missing folder or file, unreadable JSON or an
+    architecture vast does not know is one-line :class:`~vast.errors.VastError`."""
+    folder = Path(folder)
+    path = folder / CONFIG_FILE
+    make = f"write one with `vast export CHECKPOINT --format dir {folder}`"
+    if not folder.is_dir():
+        raise CheckpointError(f"model folder not found: {folder}; {make}")
+    if not path.is_file():
+        raise CheckpointError(f"{path} not found: {folder} is not a model folder; {make}")
+    try:
+        raw = json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        raise CheckpointError(f"cannot read {path}: {str(exc).splitlines()[0]}; export the folder again") from exc
+    if not isinstance(raw, dict) or not isinstance(raw.get("architecture"), str):
+        raise CheckpointError(f"{path} names no architecture; {make}")
+    try:
+        get_entrypoint(raw["architecture"])
+    except UnknownModelError as exc:
+        raise UnknownModelError(f"{path}: {exc}; was the folder written by another library?") from None
+    cfg = dict(raw.get("pretrained_cfg") or {})
+    num_classes = int(raw.get("num_classes", cfg.get("num_classes", 0)))
+    labels = raw.get("label_names") or cfg.get("label_names") or [str(i) for i in range(num_classes)]
+    return PackageConfig(folder, raw["architecture"], num_classes, list(labels), dict(raw.get("model_args") or {}), cfg)
+
+
+def load_package(folder: str | Path, *, num_classes: int | None = None, **overrides: Any) -> nn.Module:
+    """The model of the folder with its weights (in train mode, as ``create_model`` returns models).
+
+    ``num_classes`` other than the folder's gives a freshly initialised classifier (to fine-tune);
+    ``overrides`` change model options (e.g. ``drop_path_rate``). ``model.pretrained_cfg`` becomes the
+    folder's, with ``source="local-dir"`` as timm sets it.
+    """
+    package = read_package(folder)
+    weights = package.folder / WEIGHTS_FILE
+    if not weights.is_file():
+        raise CheckpointError(
+            f"{weights} not found: the model folder has no weights; export it again with "
+            f"`vast export CHECKPOINT --format dir {package.folder}`"
+        )
+    classes = package.num_classes if num_classes is None else num_classes
+    model = create_model(package.architecture, num_classes=classes, **{**package.model_args, **overrides})
+    if classes == package.num_classes:
+        _load_exactly(model, weights, package)
+    else:
+        load_weights(model, weights)  # the classifier of another class count stays fresh
+    if isinstance(getattr(model, "pretrained_cfg", None), dict):
+        labels = {"label_names": package.label_names} if classes == package.num_classes else {}
+        model.pretrained_cfg.update(
+            package.pretrained_cfg, num_classes=classes, file=str(package.folder), source="local-dir", **labels
+        )
+    return model
+
+
+def _load_exactly(model: nn.Module, weights: Path, package: PackageConfig) -> None:
+    state = read_state_dict(weights)
+    target = model.state_dict()
+    missing, unexpected = sorted(target.keys() - state.keys()), sorted(state.keys() - target.keys())
+    reshaped = sorted(k for k in state.keys() & target.keys() if state[k].shape != target[k].shape)
+    if missing or unexpected or reshaped:
+        first = (missing or unexpected or reshaped)[0]
+        raise CheckpointError(
+            f"{weights} does not fit {package.architecture} with the model_args of its {CONFIG_FILE}: "
+            f"{len(missing)} missing, {len(unexpected)} unexpected, {len(reshaped)} reshaped keys "
+            f"(first: {first}); export the folder again"
+        )
+    model.load_state_dict(state)
+
+
+def model_input_shape(model: nn.Module, num_frames: int, crop_size: int) -> tuple[int, ...]:
+    """One view as ``model`` takes it: ``(1, C, T, H, W)``, or ``(1, C, H, W)`` for an image model."""
+    channels = int(getattr(model, "in_chans", 3))
+    if getattr(model, "video", True):
+        return (1, channels, num_frames, crop_size, crop_size)
+    return (1, channels, crop_size, crop_size)
+
+
+def write_package(
+    out: str | Path,
+    model: nn.Module,
+    config: Mapping[str, Any],
+    class_names: Sequence[str],
+    *,
+    weights: str = "model",
+    checkpoint: str | Path | None = None,
+) -> Path:
+    """Write ``model`` as the model folder ``out``: ``config.json``, ``model.safetensors``, ``README.md``.
+
+    ``config`` is the run's configuration as ``RunConfig.to_dict()`` gives it (``model`` and ``data``
+    sections); ``weights`` says which weights these are (``model`` or ``ema``) and ``checkpoint`` the
+    file they came from: the card reports the evaluations (``eval_*.json``) in its folder.
+    """
+    out = Path(out)
+    _check_destination(out)
+    config = json.loads(json.dumps(config))  # plain lists and dicts, as JSON and YAML write them
+    data = config["data"]
+    meta = copy.deepcopy(model).to("meta").eval()
+    shape = model_input_shape(model, int(data["num_frames"]), int(data["crop_size"]))
+    gmacs, params = count_flops(meta, shape)
+    with torch.no_grad():
+        num_classes = int(meta(torch.empty(shape, device="meta")).shape[-1])
+    hub = hub_config(model, config, class_names, num_classes)
+    out.mkdir(parents=True, exist_ok=True)
+    state = {key: value.detach().cpu().contiguous() for key, value in model.state_dict().items()}
+    save_file(state, str(out / WEIGHTS_FILE), metadata={"format": "pt"})
+    (out / CONFIG_FILE).write_text(json.dumps(hub, indent=2) + "\n")
+    reports = read_eval_reports(Path(checkpoint).parent) if checkpoint is not None else []
+    facts = CardFacts(params, gmacs, shape, weights, Path(checkpoint) if checkpoint is not None else None)
+    (out / CARD_FILE).write_text(model_card(hub, config, reports, facts))
+    return out
+
+
+def _check_destination(out: Path) -> None:
+    if out.exists() and not out.is_dir():
+        raise ConfigError(f"{out} is a file; give a folder for --format dir")
+    if (out / "last.pt").exists():
+        raise ConfigError(f"{out} is a run folder (it holds last.pt); give another folder for the model")
+
+
+def hub_config(
+    model: nn.Module, config: Mapping[str, Any], class_names: Sequence[str], num_classes: int
+) -> dict[str, Any]:
+    """``config.json``: timm's hub form for ``model`` trained with the run configuration ``config``."""
+    hub: dict[str, Any] = {"architecture": config["model"]["name"], "num_classes": num_classes}
+    if getattr(model, "num_features", None) is not None:
+        hub["num_features"] = int(model.num_features)
+    if isinstance(getattr(model, "global_pool", None), str) and model.global_pool:
+        hub["global_pool"] = model.global_pool
+    hub["label_names"] = list(class_names)
+    hub["model_args"] = dict(config["model"].get("options") or {})
+    hub["pretrained_cfg"] = pretrained_cfg_for(model, config["data"], num_classes)
+    return hub
+
+
+def pretrained_cfg_for(model: nn.Module, data: Mapping[str, Any], num_classes: int) -> dict[str, Any]:
+    """The model's ``pretrained_cfg`` with the run's evaluation preprocessing (the ``data`` section)."""
+    own = dict(getattr(model, "pretrained_cfg", None) or {})
+    cfg = {k: v for k, v in own.items() if k not in _DROPPED_CFG_KEYS and v is not None}
+    crop, short = int(data["crop_size"]), int(data["short_side"])
+    one_crop_side = short or math.floor(crop / 0.875 + 0.5)  # as the evaluation transform resolves 0
+    cfg.update(
+        input_size=list(model_input_shape(model, int(data["num_frames"]), crop)[1:]),
+        num_frames=int(data["num_frames"]),
+        frame_sampler=data["sampler"],
+        frame_stride=int(data["stride"]),
+        short_side=short,
+        crop_pct=crop / one_crop_side,
+        crop_mode="center",
+        interpolation="bilinear",
+        mean=list(data["mean"]),
+        std=list(data["std"]),
+        num_classes=num_classes,
+        fixed_input_size=False,
+    )
+    return cfg
+
+
+def read_eval_reports(folder: Path) -> list[dict[str, Any]]:
+    """The ``eval_<views>.json`` reports that ``vast eval`` wrote into ``folder``, with their file names."""
+    reports = []
+    for path in sorted(folder.glob("eval_*.json")):
+        try:
+            report = json.loads(path.read_text())
+        except (OSError, ValueError):
+            continue
+        if isinstance(report, dict) and {"views", "protocol", "videos", "top1", "top5"} <= report.keys():
+            reports.append({**report, "file": path.name})
+    return reports
+
+
+# ---- the model card -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class CardFacts:
+    """What the card states beyond ``config.json``: complexity and where the weights came from."""
+
+    params: int
+    gmacs: float
+    input_shape: tuple[int, ...]
+    weights: str
+    checkpoint: Path | None
+
+
+def model_card(
+    hub: Mapping[str, Any], config: Mapping[str, Any], reports: Sequence[Mapping[str, Any]], facts: CardFacts
+) -> str:
+    """``README.md``: the model card, every number taken from the model, the run and its reports."""
+    sections = [
+        _front_matter(hub),
+        _summary(hub, facts),
+        _preprocessing(hub["pretrained_cfg"], _is_image(hub)),
+        _evaluation(reports, facts),
+        _limitations(hub, config, evaluated=bool(reports)),
+        _usage(hub),
+        "## Recipe\n\nThe run's resolved configuration (`vast train` recipe):\n\n"
+        f"```yaml\n{yaml.safe_dump(dict(config), sort_keys=False).rstrip()}\n```",
+    ]
+    return "\n\n".join(sections) + "\n"
+
+
+def _is_image(hub: Mapping[str, Any]) -> bool:
+    return len(hub["pretrained_cfg"]["input_size"]) == 3
+
+
+def _front_matter(hub: Mapping[str, Any]) -> str:
+    task = "image-classification" if _is_image(hub) else "video-classification"
+    library = "library_name: timm\n" if hub["architecture"].startswith("ast_") else ""
+    return f"---\n{library}pipeline_tag: {task}\ntags:\n- vast\n- {task}\n---"
+
+
+def _family(architecture: str) -> str:
+    if architecture.startswith("vast_"):
+        return "VAST, an attention-free video shift transformer"
+    if architecture.startswith("ast_"):
+        return "AST, an attention-free image shift transformer"
+    return "a video classifier of vast's study peers"
+
+
+def _summary(hub: Mapping[str, Any], facts: CardFacts) -> str:
+    names = hub["label_names"]
+    shown = ", ".join(names[:20]) + (f", ... ({len(names) - 20} more)" if len(names) > 20 else "")
+    source = facts.checkpoint.name if facts.checkpoint is not None else "the trained model"
+    weights = {"ema": "EMA weights", "model": "weights"}.get(facts.weights, f"{facts.weights} weights")
+    rows = [
+        ("architecture", f"`{hub['architecture']}`"),
+        ("model options (`model_args`)", f"`{json.dumps(hub['model_args'])}`" if hub["model_args"] else "none"),
+        ("params", f"{facts.params / 1e6:.2f} M ({facts.params:,})"),
+        (
+            "GMACs",
+            f"{facts.gmacs:.3f} per view of {'x'.join(map(str, facts.input_shape))} "
+            "(multiply-adds, torch.utils.flop_counter; the shift counts 0; GFLOPs = 2 x GMACs)",
+        ),
+        ("weights", f"the {weights} of `{source}`"),
+        ("classes", f"{hub['num_classes']}: {shown}"),
+    ]
+    table = "\n".join(f"| {name} | {value} |" for name, value in rows)
+    return (
+        f"# {hub['architecture']}, {hub['num_classes']} classes\n\n"
+        f"{_family(hub['architecture'])}, trained with `vast train` and packaged with "
+        f"`vast export --format dir`.\n\n| | |\n|---|---|\n{table}"
+    )
+
+
+def _preprocessing(cfg: Mapping[str, Any], is_image: bool) -> str:
+    crop, short, frames = cfg["input_size"][-1], cfg["short_side"], cfg["num_frames"]
+    if is_image:
+        frames_line = "one image (a one-frame clip)"
+    elif cfg["frame_sampler"] == "tsn":
+        frames_line = f"{frames} frames per clip, TSN sampling: the centre frame of each of {frames} equal segments"
+    else:
+        frames_line = (
+            f"{frames} frames per clip, dense sampling: frames {cfg['frame_stride']} apart, "
+            "from the middle of the video"
+        )
+    side = (
+        f"{short} px"
+        if short
+        else f"{math.floor(crop / 0.875 + 0.5)} px (crop / 0.875) for one crop, {crop} px for three"
+    )
+    return (
+        "## Input and preprocessing\n\n"
+        "The evaluation transform of the run, stored in `config.json` (`pretrained_cfg`); `vast predict` "
+        "and `vast eval` apply it to a folder as to the run's checkpoint:\n\n"
+        f"- {frames_line}\n"
+        f"- short side resized to {side} (bilinear, antialiased), then a {crop} x {crop} centre crop\n"
+        f"- RGB scaled to [0, 1], normalised with mean {tuple(cfg['mean'])} and std {tuple(cfg['std'])}\n"
+        f"- input tensor {'(B, 3, H, W)' if is_image else '(B, 3, T, H, W)'}"
+    )
+
+
+def _evaluation(reports: Sequence[Mapping[str, Any]], facts: CardFacts) -> str:
+    if not reports:
+        return (
+            "## Evaluation\n\nNot evaluated: there was no `eval_*.json` beside the checkpoint when it was "
+            "packaged. `vast eval FOLDER --data ANNOTATIONS --views 4x3` evaluates this folder."
+        )
+    rows = [
+        f"| {r['views']} | {r['top1']:.2f} | {r['top5']:.2f} | {r['videos']} ({r.get('missing', 0)}) | "
+        f"{_evaluated_weights(r, facts)} | {r.get('data') or 'not recorded'} | `{r['file']}` |"
+        for r in reports
+    ]
+    protocols = "\n".join(f"- {r['views']}: {r['protocol']}" for r in reports)
+    return (
+        "## Evaluation\n\nFrom the `vast eval` reports beside the checkpoint (top-1 / top-5 in %, "
+        "softmax averaged over the views):\n\n"
+        "| views | top-1 | top-5 | videos (missing) | weights evaluated | data | report |\n"
+        "|---|---:|---:|---:|---|---|---|\n" + "\n".join(rows) + f"\n\nProtocols:\n\n{protocols}"
+    )
+
+
+def _evaluated_weights(report: Mapping[str, Any], facts: CardFacts) -> str:
+    """Whether a report evaluated the packaged weights; older reports do not say."""
+    if not report.get("checkpoint"):
+        return "not recorded"
+    path = Path(report["checkpoint"])
+    same_file = facts.checkpoint is not None and path == facts.checkpoint.resolve()
+    same = same_file and report.get("weights") == facts.weights
+    return "these" if same else f"others: {report.get('weights', '?')} weights of `{path.name}`"
+
+
+def _limitations(hub: Mapping[str, Any], config: Mapping[str, Any], evaluated: bool) -> str:
+    data = config["data"]
+    trained_on = f"Trained on `{data['train']}`" if data.get("train") else "Training data not recorded"
+    lines = [
+        f"- {trained_on}: it knows only these {hub['num_classes']} classes, and input unlike that data "
+        "(other resolutions, frame rates, content) is untested.",
+    ]
+    if evaluated:
+        lines.append(
+            "- The accuracy above is on the data named in each report, usually the run's own "
+            "validation split, not an independent test set."
+        )
+    if _is_image(hub):
+        lines.append("- An image model: one frame per input, no temporal modelling.")
+    elif hub["model_args"].get("causal"):
+        lines.append(
+            "- Causal: each output depends on the current and earlier frames only; it runs online "
+            "with `vast.streaming.StreamingClassifier` (`docs/streaming.md`)."
+        )
+    else:
+        lines.append(
+            "- Not causal: an output depends on every frame of the clip, later ones too; it cannot "
+            "run online, frame by frame."
+        )
+    lines.append("- No licence is stated for these weights: they carry the terms of the data they were trained on.")
+    return "## Limitations\n\n" + "\n".join(lines)
+
+
+def _usage(hub: Mapping[str, Any]) -> str:
+    example = "image.jpg" if _is_image(hub) else "video.mp4"
+    text = (
+        '## Use\n\n```python\nimport vast\n\nmodel = vast.create_model("path/to/this/folder").eval()\n```\n\n'
+        f"```bash\nvast predict path/to/this/folder {example}\n"
+        "vast eval path/to/this/folder --data val.csv --views 4x3\n```"
+    )
+    if hub["architecture"].startswith("ast_"):
+        text += (
+            "\n\nWith timm (`import vast` first: it registers the architecture):\n\n"
+            "```python\nimport timm\nimport vast\n\n"
+            'model = timm.create_model("local-dir:path/to/this/folder", pretrained=True).eval()\n```'
+        )
+    return text
