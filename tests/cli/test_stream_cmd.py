@@ -95,3 +95,14 @@ def test_sources_that_cannot_be_read_and_models_that_cannot_stream_are_one_line_
     err = capsys.readouterr().err.strip()
     assert "reads the next frame" in err and "causal=true" in err and err.count("\n") == 0
 
+
+
+def test_a_packaged_model_folder_streams_as_its_run_does(causal_run, tiny_demo, tmp_path, capsys):
+    folder = tmp_path / "package"
+    assert main(["export", str(causal_run / "last.pt"), "--format", "dir", "--out", str(folder)]) == 0
+    capsys.readouterr()
+    video = str(_first_val(tiny_demo))
+    assert main(["stream", str(causal_run), video, "--json", "--quiet"]) == 0
+    from_run = _json_lines(capsys.readouterr().out)
+    assert main(["stream", str(folder), video, "--json", "--quiet"]) == 0  # the stride comes from the folder
+    assert _json_lines(capsys.readouterr().out) == from_run and len(from_run) == 8

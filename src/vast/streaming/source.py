@@ -96,6 +96,8 @@ def _open(spec: str) -> av.container.InputContainer:
     what = "give a video file, - for a stream on stdin, an rtsp:// URL or a camera such as /dev/video0"
     if spec != "-" and "://" not in spec and not spec.startswith("/dev/") and not Path(spec).is_file():
         raise SourceError(f"source not found: {spec}; {what}")
+    if spec == "-" and sys.stdin.isatty():
+        raise SourceError("nothing is piped on stdin: pipe a stream in (ffmpeg -i IN -f mpegts - | vast stream RUN -)")
     try:
         if spec == "-":
             return av.open(sys.stdin.buffer, mode="r")
