@@ -216,7 +216,13 @@ def annotations_for_eval(run: LoadedRun, path: str | None, root: str | None) -> 
     target = path or data.val
     if not target:
         raise ConfigError("the run has no validation set; give one with --data ANNOTATIONS")
-    annotations = load_annotations(target, root=root if root is not None else (data.root or None), fmt=data.format)
+    annotations = load_annotations(
+        target,
+        root=root if root is not None else (data.root or None),
+        fmt=data.format,
+        split=data.split or None,
+        subset="test",  # an official split's test videos (other formats ignore it)
+    )
     if annotations.class_names and len(annotations.class_names) != len(run.class_names):
         raise ConfigError(
             f"{target} has {len(annotations.class_names)} classes but the model was trained on "
