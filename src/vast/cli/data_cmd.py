@@ -7,6 +7,7 @@ import os
 import time
 from pathlib import Path
 
+from vast.data.annotations import FORMATS, SPLITS, SUBSETS, load_annotations
 from vast.errors import DataError
 
 
@@ -54,7 +55,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "Exit status: 0 all videos readable, 1 some broken, 2 bad input.",
     )
     check.add_argument(
-        "annotations", type=Path, help="annotation file (list, CSV, Kinetics CSV, SSv2 JSON) or class folder"
+        "annotations",
+        type=Path,
+        help="annotation file (list, CSV, Kinetics CSV, SSv2 JSON, UCF101 list), class folder, or official "
+        "split folder (ucfTrainTestlist, testTrainMulti_7030_splits)",
     )
     check.add_argument(
         "--root", type=Path, default=None, help="video folder (default: the annotation file's)"
@@ -63,8 +67,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--format",
         dest="fmt",
         default="auto",
-        choices=("auto", "list", "csv", "folder", "kinetics", "ssv2"),
+        choices=("auto", *FORMATS),
         help="annotation format (auto-detected by default)",
+    )
+    check.add_argument(
+        "--split", type=int, choices=SPLITS, default=None, help="ucf101 / hmdb51: the official split to check"
+    )
+    check.add_argument(
+        "--subset", choices=SUBSETS, default="test", help="ucf101 / hmdb51: the split's train or test videos (test)"
     )
     check.add_argument(
         "--workers", type=_positive, default=None, metavar="N", help="processes (one per core)"
@@ -100,12 +110,13 @@ def run_make_study(args: argparse.Namespace) -> int:
 
 
 def run_check(args: argparse.Namespace) -> int:
-    from vast.data.annotations import load_annotations
     from vast.data.decoding import check_videos
 
     if args.root is not None and not args.root.is_dir():
         raise DataError(f"--root {args.root} is not a folder; pass the folder that holds the videos")
-    annotations = load_annotations(args.annotations, root=args.root, fmt=args.fmt)
+    annotations = load_annotations(
+        args.annotations, root=args.root, fmt=args.fmt, split=args.split, subset=args.subset
+    )
     paths = [record.path for record in annotations.records]
     started = time.perf_counter()
     problems = check_videos(paths, workers=args.workers or os.cpu_count() or 1, progress=True)

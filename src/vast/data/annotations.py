@@ -20,9 +20,22 @@ them when ``fmt="auto"``:
   ``{"id", "template", "label", "placeholders"}``; the class is the ``template`` without its square
   brackets, looked up in ``labels.json`` (class name -> index) next to the list; videos are
   ``{id}.webm`` in ``root``.
+- ``ucf101``: UCF101's ``ucfTrainTestlist`` as the official zip unpacks: ``trainlist0N.txt``
+  (``ApplyEyeMakeup/v_ApplyEyeMakeup_g08_c01.avi 1``, labels from 1) and ``testlist0N.txt`` (paths
+  only), with ``classInd.txt`` (``1 ApplyEyeMakeup``) beside them. The class of a video is its folder,
+  looked up in ``classInd.txt`` (exactly, else ignoring case); a label, where given, must agree.
+  ``path`` is a list file, or the folder with ``split`` and ``subset`` choosing the file. Detected
+  for a ``trainlistNN.txt`` / ``testlistNN.txt`` beside a ``classInd.txt``, and for a folder holding
+  ``classInd.txt`` and no sub-folders.
+- ``hmdb51``: HMDB51's ``testTrainMulti_7030_splits`` folder: ``<class>_test_split<N>.txt`` per class
+  and split, lines ``<video>.avi <flag>`` (1 train, 2 test, 0 unused); ``split`` and ``subset`` choose
+  the videos, which are ``<class>/<video>.avi`` in ``root``. Class names are sorted alphabetically.
+  Detected for a folder of ``*_test_splitN.txt`` files without sub-folders.
 
-Paths are resolved against ``root`` (default: the annotation file's folder). Files are not opened
-here; a missing video is reported when it is read (see ``vast data check``).
+Paths are resolved against ``root`` (default: the annotation file's folder; ``ucf101`` and
+``hmdb51`` need it given, as their archives put the lists and the videos in separate folders).
+Files are not opened here; a missing video is reported when it is read (see ``vast data check``).
+A UTF-8 byte-order mark and CRLF line ends are accepted in every text format.
 """
 
 from __future__ import annotations
@@ -30,6 +43,7 @@ from __future__ import annotations
 import csv
 import json
 import os
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,9 +51,15 @@ from pathlib import Path
 from vast.data.decoding import IMAGE_EXTENSIONS, VIDEO_EXTENSIONS, is_image_file
 from vast.errors import DataError
 
-FORMATS = ("list", "csv", "folder", "kinetics", "ssv2")
+FORMATS = ("list", "csv", "folder", "kinetics", "ssv2", "ucf101", "hmdb51")
+SPLIT_FORMATS = ("ucf101", "hmdb51")  # data sets published with three official train/test splits
+SPLITS = (1, 2, 3)
+SUBSETS = ("train", "test")
 CLASS_NAMES_FILE = "classes.txt"
 KINETICS_HEADER = ("label", "youtube_id", "time_start", "time_end", "split")
+UCF101_CLASS_INDEX = "classInd.txt"
+_UCF101_LIST = re.compile(r"(train|test)list(\d+)\.txt", re.IGNORECASE)
+_HMDB51_SPLIT_FILE = re.compile(r"(.+)_test_split(\d+)\.txt")
 
 
 @dataclass(frozen=True)
@@ -71,12 +91,19 @@ class Annotations:
 
 
 def load_annotations(
-    path: str | os.PathLike, root: str | os.PathLike | None = None, fmt: str = "auto"
+    path: str | os.PathLike,
+    root: str | os.PathLike | None = None,
+    fmt: str = "auto",
+    *,
+    split: int | None = None,
+    subset: str | None = None,
 ) -> Annotations:
-    """Read the annotations at ``path`` (a file, or a folder per class) in format ``fmt``.
+    """Read the annotations at ``path`` (a file, or a folder) in format ``fmt``.
 
-    ``fmt="auto"`` detects the format (see the module docstring). Raises
-    :class:`~vast.errors.DataError` naming the file, the line and the fix for any bad input.
+    ``fmt="auto"`` detects the format (see the module docstring). ``split`` (1, 2 or 3) and ``subset``
+    (``"train"`` or ``"test"``) choose the videos of the ``ucf101`` and ``hmdb51`` formats; other
+    formats ignore ``subset`` and refuse ``split``. Raises :class:`~vast.errors.DataError` naming
+    the file, the line and the fix for any bad input.
     """
     path = Path(path)
     if not path.exists():
@@ -85,9 +112,26 @@ def load_annotations(
         fmt = detect_format(path)
     if fmt not in FORMATS:
         raise DataError(f"unknown annotation format {fmt!r}; choose one of {', '.join(FORMATS)} or 'auto'")
-    root_dir = Path(root) if root is not None else (path if path.is_dir() else path.parent)
+    if fmt in SPLIT_FORMATS:
+        records, class_names = _load_split_format(path, root, fmt, split, subset)
+    else:
+        records, class_names = _load_plain_format(path, root, fmt, split)
+    if not records:
+        raise DataError(f"{path}: no videos listed; check that this is the right file")
+    return Annotations(records, class_names, source=path, fmt=fmt)
+
+
+def _load_plain_format(
+    path: Path, root: str | os.PathLike | None, fmt: str, split: int | None
+) -> tuple[list[VideoRecord], list[str]]:
+    if split is not None:  # a split number that chose nothing would pass for a protocol followed
+        raise DataError(
+            f"{path}: split {split} applies to the {' and '.join(SPLIT_FORMATS)} formats only, and this "
+            f"is read as {fmt!r}; drop the split (data.split: 0) or set the format"
+        )
     if fmt != "folder" and path.is_dir():
         raise DataError(f"{path}: is a folder, but format {fmt!r} needs a file")
+    root_dir = Path(root) if root is not None else (path if path.is_dir() else path.parent)
     loader = {
         "list": _load_list,
         "csv": _load_csv,
@@ -95,16 +139,16 @@ def load_annotations(
         "kinetics": _load_kinetics,
         "ssv2": _load_ssv2,
     }[fmt]
-    records, class_names = loader(path, root_dir)
-    if not records:
-        raise DataError(f"{path}: no videos listed; check that this is the right file")
-    return Annotations(records, class_names, source=path, fmt=fmt)
+    return loader(path, root_dir)
 
 
 def detect_format(path: Path) -> str:
-    """The format name of ``path``: a folder, a ``.json``, a ``.csv`` by its header, else a list."""
+    """The format name of ``path``: a folder (official split files, else class folders), a UCF101
+    list, a ``.json``, a ``.csv`` by its header, else a list."""
     if path.is_dir():
-        return "folder"
+        return _detect_folder_format(path)
+    if _UCF101_LIST.fullmatch(path.name) and (path.parent / UCF101_CLASS_INDEX).is_file():
+        return "ucf101"
     suffix = path.suffix.lower()
     if suffix == ".json":
         return "ssv2"
@@ -121,10 +165,24 @@ def detect_format(path: Path) -> str:
     return "list"
 
 
+def _detect_folder_format(path: Path) -> str:
+    # Only a folder without sub-folders can be a split folder: a class-folder data set that also
+    # holds a stray classInd.txt stays a class-folder data set.
+    entries = list(os.scandir(path))
+    if any(entry.is_dir() for entry in entries):
+        return "folder"
+    names = [entry.name for entry in entries]
+    if any(_HMDB51_SPLIT_FILE.fullmatch(name) for name in names):
+        return "hmdb51"
+    if UCF101_CLASS_INDEX in names:
+        return "ucf101"
+    return "folder"
+
+
 def read_class_names(path: str | os.PathLike) -> list[str]:
     """Class names from a text file, one per line (line ``i`` is class ``i``)."""
     path = Path(path)
-    names = [line.strip() for line in path.read_text(encoding="utf-8").splitlines()]
+    names = [line.strip() for line in path.read_text(encoding="utf-8-sig").splitlines()]
     while names and not names[-1]:
         names.pop()
     for number, name in enumerate(names, start=1):
@@ -309,9 +367,181 @@ def _load_ssv2(path: Path, root: Path) -> tuple[list[VideoRecord], list[str]]:
     return records, class_names
 
 
+def _load_split_format(
+    path: Path, root: str | os.PathLike | None, fmt: str, split: int | None, subset: str | None
+) -> tuple[list[VideoRecord], list[str]]:
+    if split is not None and split not in SPLITS:
+        raise DataError(f"{path}: split {split} does not exist; {fmt} has the official splits 1, 2 and 3")
+    if subset is not None and subset not in SUBSETS:
+        raise DataError(f"subset {subset!r} is not 'train' or 'test'")
+    if root is None:
+        videos = "UCF-101" if fmt == "ucf101" else "the folder of the class folders"
+        raise DataError(
+            f"{path}: the {fmt} format needs the video folder ({videos}) as root: set data.root, or pass "
+            "--root / root="
+        )
+    if fmt == "ucf101":
+        return _load_ucf101(path, Path(root), split, subset)
+    return _load_hmdb51(path, Path(root), split, subset)
+
+
+def _needs_split_and_subset(folder: Path, split: int | None, subset: str | None) -> tuple[int, str]:
+    """A split folder holds every split of both subsets: which one is wanted must be said."""
+    if split is None or subset is None:
+        raise DataError(
+            f"{folder}: a folder of official split files needs the split (1, 2 or 3: data.split, --split) "
+            "and the subset ('train' or 'test': data.train or data.val, --subset); set the split"
+        )
+    return split, subset
+
+
+def _load_ucf101(
+    path: Path, root: Path, split: int | None, subset: str | None
+) -> tuple[list[VideoRecord], list[str]]:
+    listing = _ucf101_list_file(path, split, subset)
+    class_index = listing.parent / UCF101_CLASS_INDEX
+    class_names = _read_ucf101_class_index(class_index, listing)
+    exact = {name: i for i, name in enumerate(class_names)}
+    folded = {name.casefold(): i for i, name in enumerate(class_names)}
+    records = []
+    for number, line in _numbered_lines(listing):
+        parts = line.split()
+        if len(parts) > 2 or "/" not in parts[0]:
+            raise DataError(
+                f"{listing} line {number}: expected 'Class/video.avi' or 'Class/video.avi label', got "
+                f"{line!r}; fix the line"
+            )
+        folder = parts[0].split("/", 1)[0]
+        # The folder is the class. Matched ignoring case as a fallback for copies whose folders were
+        # renamed (the official files agree with classInd.txt; only the file stems differ in case,
+        # e.g. HandstandPushups/v_HandStandPushups_g01_c01.avi).
+        label = exact.get(folder, folded.get(folder.casefold()))
+        if label is None:
+            raise DataError(
+                f"{listing} line {number}: class folder {folder!r} is not in {class_index}; fix the line or "
+                "use the classInd.txt that came with this list"
+            )
+        if len(parts) == 2:
+            _check_ucf101_label(listing, number, parts[1], label, class_names)
+        records.append(VideoRecord(root / parts[0], label))
+    return records, class_names
+
+
+def _ucf101_list_file(path: Path, split: int | None, subset: str | None) -> Path:
+    """The list to read: ``path`` itself, or in a folder the list of ``split`` and ``subset``."""
+    if path.is_dir():
+        split, subset = _needs_split_and_subset(path, split, subset)
+        listing = path / f"{subset}list{split:02d}.txt"
+        if not listing.is_file():
+            raise DataError(
+                f"{path}: {listing.name} not found; the ucfTrainTestlist folder of UCF101 holds "
+                "trainlist01..03.txt and testlist01..03.txt"
+            )
+        return listing
+    named = _UCF101_LIST.fullmatch(path.name)
+    if named and split is not None and int(named.group(2)) != split:
+        raise DataError(
+            f"{path}: is the list of split {int(named.group(2))}, but split {split} was asked for; point at "
+            f"the list of split {split} (or the ucfTrainTestlist folder), or set data.split"
+        )
+    if named and subset == "train" and named.group(1).lower() == "test":
+        # Test videos are never trained on; evaluating on a training list (subset "test") is allowed.
+        raise DataError(f"{path}: is a test list, given as training data; use trainlist{named.group(2)}.txt")
+    return path
+
+
+def _read_ucf101_class_index(path: Path, listing: Path) -> list[str]:
+    """Names from ``classInd.txt`` (``1 ApplyEyeMakeup`` per line): class ``i`` is index ``i + 1``."""
+    if not path.is_file():
+        raise DataError(
+            f"{listing}: {path} not found; UCF101's lists need the classInd.txt of ucfTrainTestlist beside "
+            "them (unpack UCF101TrainTestSplits-RecognitionTask.zip whole)"
+        )
+    by_index: dict[int, str] = {}
+    for number, line in _numbered_lines(path):
+        parts = line.split()
+        if len(parts) != 2 or not parts[0].isdigit():
+            raise DataError(f"{path} line {number}: expected 'index ClassName', got {line!r}; fix the line")
+        index = int(parts[0])
+        if index in by_index or parts[1] in by_index.values():
+            raise DataError(f"{path} line {number}: {line!r} repeats an index or a class name; fix the file")
+        by_index[index] = parts[1]
+    if sorted(by_index) != list(range(1, len(by_index) + 1)):
+        raise DataError(f"{path}: class indices must be 1..{len(by_index)}, each once; fix the file")
+    return [by_index[i] for i in range(1, len(by_index) + 1)]
+
+
+def _check_ucf101_label(listing: Path, number: int, text: str, label: int, class_names: list[str]) -> None:
+    """A training list's label (from 1) must name the class of the video's folder."""
+    if not text.isdigit() or not 1 <= int(text) <= len(class_names):
+        raise DataError(
+            f"{listing} line {number}: label {text!r} is not in 1..{len(class_names)} "
+            f"(UCF101 labels are classInd.txt's indices, from 1); fix the label"
+        )
+    if int(text) - 1 != label:
+        raise DataError(
+            f"{listing} line {number}: label {text} is {class_names[int(text) - 1]!r} in classInd.txt, but "
+            f"the video is in the folder of {class_names[label]!r}; fix the label or the classInd.txt"
+        )
+
+
+def _load_hmdb51(
+    folder: Path, root: Path, split: int | None, subset: str | None
+) -> tuple[list[VideoRecord], list[str]]:
+    if not folder.is_dir():
+        raise DataError(
+            f"{folder}: the hmdb51 format reads the folder of split files (testTrainMulti_7030_splits), "
+            "not one of its files; point at the folder"
+        )
+    split, subset = _needs_split_and_subset(folder, split, subset)
+    files = _hmdb51_split_files(folder, split)
+    class_names = sorted(files)  # as mmaction2's HMDB51 preparation: the sorted class names
+    wanted = "1" if subset == "train" else "2"
+    records = []
+    for label, name in enumerate(class_names):
+        for number, line in _numbered_lines(files[name]):
+            parts = line.rsplit(maxsplit=1)
+            if len(parts) != 2 or parts[1] not in ("0", "1", "2"):
+                raise DataError(
+                    f"{files[name]} line {number}: expected '<video>.avi <flag>' with flag 1 (train), 2 (test) "
+                    f"or 0 (unused), got {line!r}; fix the line"
+                )
+            if parts[1] == wanted:
+                records.append(VideoRecord(root / name / parts[0], label))
+    return records, class_names
+
+
+def _hmdb51_split_files(folder: Path, split: int) -> dict[str, Path]:
+    """Class name -> its file of ``split``; every class that has a file of any split needs one here."""
+    by_split: dict[int, dict[str, Path]] = {}
+    for entry in sorted(folder.iterdir()):
+        named = _HMDB51_SPLIT_FILE.fullmatch(entry.name)
+        if named and entry.is_file():
+            by_split.setdefault(int(named.group(2)), {})[named.group(1)] = entry
+    files = by_split.get(split, {})
+    if not files:
+        raise DataError(
+            f"{folder}: no <class>_test_split{split}.txt files; point at HMDB51's testTrainMulti_7030_splits folder"
+        )
+    every_class = set().union(*(names.keys() for names in by_split.values()))
+    missing = sorted(every_class - files.keys())
+    if missing:
+        raise DataError(
+            f"{folder}: {missing[0]}_test_split{split}.txt is missing ({len(missing)} class(es) lack split {split}); "
+            "unpack test_train_splits.rar again"
+        )
+    return files
+
+
+def _numbered_lines(path: Path) -> list[tuple[int, str]]:
+    """(line number, text) of the lines that are not blank, stripped (CRLF ends, trailing blanks)."""
+    lines = enumerate(_read_text(path).splitlines(), start=1)
+    return [(number, line.strip()) for number, line in lines if line.strip()]
+
+
 def _read_text(path: Path) -> str:
     try:
-        return path.read_text(encoding="utf-8")
+        return path.read_text(encoding="utf-8-sig")  # -sig: skips the byte-order mark Windows editors write
     except UnicodeDecodeError as exc:
         raise DataError(f"{path}: not UTF-8 text ({exc.reason}); is this an annotation file?") from None
 
@@ -324,7 +554,7 @@ def _read_json(path: Path) -> object:
 
 
 def _read_csv_header(path: Path) -> list[str]:
-    with open(path, newline="", encoding="utf-8") as handle:
+    with open(path, newline="", encoding="utf-8-sig") as handle:
         return next(csv.reader(handle), [])
 
 

@@ -34,9 +34,10 @@ class ModelConfig:
 @dataclass
 class DataConfig:
     root: str = ""  # videos are looked up relative to this folder ("" = next to the annotations)
-    train: str = ""  # training annotations (list, CSV, folder, Kinetics CSV, SSv2 JSON)
-    val: str = ""  # validation annotations
+    train: str = ""  # training annotations (list, CSV, folder, Kinetics CSV, SSv2 JSON, UCF101 / HMDB51 splits)
+    val: str = ""  # validation annotations (ucf101 / hmdb51: the split's test subset)
     format: str = "auto"
+    split: int = 0  # ucf101 / hmdb51: the official split, 1, 2 or 3 (0: unset; a UCF101 list names its own)
     num_frames: int = 8
     sampler: str = "tsn"  # tsn | dense
     stride: int = 4  # dense sampling: frames between sampled frames
@@ -215,6 +216,8 @@ def validate(config: RunConfig) -> None:
             raise ConfigError(f"{key} must be positive; got {getattr(getattr(config, section), name)}")
     if config.optim.lr <= 0:
         raise ConfigError(f"optim.lr must be positive; got {config.optim.lr}")
+    if config.data.split not in (0, 1, 2, 3):
+        raise ConfigError(f"data.split must be 1, 2 or 3 (the official splits), or 0 (unset); got {config.data.split}")
     for key in ("train.checkpoint_every", "train.checkpoint_minutes", "train.keep_last", "train.max_steps"):
         section, name = key.split(".")
         if getattr(getattr(config, section), name) < 0:

@@ -47,10 +47,18 @@ class EpochSeededDataset(Dataset):
 
 
 def read_annotations(data: DataConfig, which: str) -> Annotations:
+    """The annotations of ``data.train`` (``which="train"``) or ``data.val`` (``"val"``): for a data set
+    with official splits, the training or the test subset of split ``data.split``."""
     path = getattr(data, which)
     if not path:
         raise ConfigError(f"data.{which} is empty: set it to an annotation file, e.g. --set data.{which}=PATH")
-    return load_annotations(path, root=data.root or None, fmt=data.format)
+    return load_annotations(
+        path,
+        root=data.root or None,
+        fmt=data.format,
+        split=data.split or None,
+        subset="train" if which == "train" else "test",
+    )
 
 
 def build_train_dataset(data: DataConfig, seed: int, annotations: Annotations | None = None) -> EpochSeededDataset:

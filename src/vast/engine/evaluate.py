@@ -212,6 +212,59 @@ def write_eval_report(result: EvalResult, class_names: list[str], out_dir: str |
 
 
 @dataclass
+class SplitMean:
+    """UCF101 / HMDB51's reported figure: the accuracies of the official splits' runs, averaged."""
+
+    top1: float
+    top5: float
+    top1_per_split: list[float]
+    protocol: str
+    missing: int  # broken test videos over all splits: the protocol counts every one of them
+    reports: list[str]
+
+    def describe(self) -> str:
+        splits = ", ".join(f"{top1:.2f}" for top1 in self.top1_per_split)
+        return (
+            f"top-1 {self.top1:.2f} % (mean of {len(self.reports)} splits: {splits}), top-5 {self.top5:.2f} %; "
+            f"{self.missing} test videos missing; {self.protocol}"
+        )
+
+
+def mean_over_splits(reports: list[str | Path]) -> SplitMean:
+    """Average the ``eval_<views>.json`` reports of ``vast eval``, one per split: the plain mean of the
+    splits' top-1 (and top-5), as UCF101 and HMDB51 results are reported. The reports must share
+    one protocol (views, sampling, crops): a mean over different protocols measures nothing."""
+    if not reports:
+        raise ConfigError("give the eval_<views>.json report of each split's run")
+    results = [_read_eval_json(Path(report)) for report in reports]
+    protocols = sorted({result["protocol"] for result in results})
+    if len(protocols) > 1:
+        raise ConfigError(
+            f"the reports were made with {len(protocols)} protocols ({' | '.join(protocols)}); evaluate every "
+            "split with the same --views"
+        )
+    top1 = [float(result["top1"]) for result in results]
+    return SplitMean(
+        top1=sum(top1) / len(top1),
+        top5=sum(float(result["top5"]) for result in results) / len(results),
+        top1_per_split=top1,
+        protocol=protocols[0],
+        missing=sum(int(result["missing"]) for result in results),
+        reports=[str(report) for report in reports],
+    )
+
+
+def _read_eval_json(path: Path) -> dict:
+    try:
+        result = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError) as exc:
+        raise ConfigError(f"{path}: cannot read an eval report ({exc}); give the eval_<views>.json of a run") from None
+    if not isinstance(result, dict) or not {"protocol", "top1", "top5", "missing"} <= result.keys():
+        raise ConfigError(f"{path}: not a report of `vast eval` (needs protocol, top1, top5, missing)")
+    return result
+
+
+@dataclass
 class Prediction:
     video: str
     top: list[tuple[str, float]]  # (class name, probability), best first
@@ -246,7 +299,13 @@ def annotations_for_eval(run: LoadedRun, path: str | None, root: str | None) -> 
     target = path or data.val
     if not target:
         raise ConfigError("the run has no validation set; give one with --data ANNOTATIONS")
-    annotations = load_annotations(target, root=root if root is not None else (data.root or None), fmt=data.format)
+    annotations = load_annotations(
+        target,
+        root=root if root is not None else (data.root or None),
+        fmt=data.format,
+        split=data.split or None,
+        subset="test",  # an official split's test videos (other formats ignore it)
+    )
     if annotations.class_names and len(annotations.class_names) != len(run.class_names):
         raise ConfigError(
             f"{target} has {len(annotations.class_names)} classes but the model was trained on "
