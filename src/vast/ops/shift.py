@@ -93,6 +93,13 @@ def _shift(x: torch.Tensor, spatial: int, temporal: int, causal: bool) -> torch.
     pad and one concatenation."""
     if spatial == 0 and temporal == 0:
         return x
+    return torch.cat(shift_parts(x, spatial, temporal, causal), dim=-1)
+
+
+def shift_parts(x: torch.Tensor, spatial: int, temporal: int, causal: bool) -> list[torch.Tensor]:
+    """The shifted channel groups of ``x`` in channel order, before their concatenation: the four
+    spatial groups, the ``T-1`` and ``T+1`` groups (when ``temporal > 0``), then the unshifted rest.
+    (The streaming shift swaps the ``T-1`` part for the channels it carries from the previous step.)"""
     parts: list[torch.Tensor] = []
     start = 0
     if spatial > 0:
@@ -107,7 +114,7 @@ def _shift(x: torch.Tensor, spatial: int, temporal: int, causal: bool) -> torch.
         parts.append(future if causal else _shift_along(future, 1, False))
         start = start + 2 * temporal
     parts.append(x[..., start:])
-    return torch.cat(parts, dim=-1)
+    return parts
 
 
 def shift_tokens(

@@ -20,7 +20,7 @@ from torch import nn
 
 from vast.errors import InputShapeError, VastError
 from vast.models.affine_shift import AffineShiftMixer, AffineShiftTransformer, ChannelsLastGroupNorm
-from vast.ops.shift import TokenShift, _shift
+from vast.ops.shift import TokenShift, _shift, shift_parts
 
 
 class NotStreamableError(VastError, ValueError):
@@ -38,11 +38,15 @@ class CarriedShift(nn.Module):
         self.carried: torch.Tensor | None = None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.temporal == 0:  # nothing crosses frames (a model without temporal shift)
+            self.carried = x[..., :0]
+            return _shift(x, self.spatial, 0, causal=True)
         start, stop = 4 * self.spatial, 4 * self.spatial + self.temporal
         past = self.carried if self.carried is not None else torch.zeros_like(x[..., start:stop])
         self.carried = x[..., start:stop]
-        shifted = _shift(x, self.spatial, self.temporal, causal=True)  # T-1 group: zeros for one frame
-        return torch.cat([shifted[..., :start], past, shifted[..., stop:]], dim=-1)
+        parts = shift_parts(x, self.spatial, self.temporal, causal=True)
+        parts[4 if self.spatial else 0] = past  # the T-1 group: the previous step's channels
+        return torch.cat(parts, dim=-1)
 
     def extra_repr(self) -> str:
         return f"dim={self.dim}, spatial={self.spatial}x4, carried={self.temporal}"
