@@ -35,6 +35,7 @@ from torch.utils.data import Dataset, get_worker_info
 from torchvision.transforms import v2
 
 from vast.data.annotations import Annotations
+from vast.data.cache import DecodedVideoCache
 from vast.data.decoding import DECODE_ERROR, BrokenVideoError, open_video
 from vast.data.sampling import ClipSampler
 from vast.data.transforms import ToClip, to_video
@@ -160,6 +161,8 @@ class VideoDataset(Dataset):
         on_error: ``"raise"`` or ``"skip"`` for broken videos (see the module docstring).
         decoder_threads: threads per decoder (1 suits DataLoader workers).
         frame_folder_fps: frame rate assumed for frame-folder videos.
+        cache: keep whole decoded videos in memory and take clips from there
+            (:mod:`vast.data.cache`; the same frames as decoding them each time).
 
     An item is ``(clip, label, index)`` (``label`` after a label-aware flip), or a
     :class:`BrokenVideo` when its video is broken and ``on_error="skip"``. Use
@@ -176,6 +179,7 @@ class VideoDataset(Dataset):
         on_error: str = "skip",
         decoder_threads: int = 1,
         frame_folder_fps: float = 30.0,
+        cache: DecodedVideoCache | None = None,
     ) -> None:
         if on_error not in ON_ERROR:
             raise ValueError(f"on_error must be 'raise' or 'skip', got {on_error!r}")
@@ -188,6 +192,7 @@ class VideoDataset(Dataset):
         self.on_error = on_error
         self.decoder_threads = decoder_threads
         self.frame_folder_fps = frame_folder_fps
+        self.cache = cache
 
     @property
     def class_names(self) -> list[str]:
@@ -235,10 +240,19 @@ class VideoDataset(Dataset):
 
     def _decode(self, path: Any, rng: np.random.Generator | None = None) -> np.ndarray:
         """Frames of every clip: uint8 ``(num_clips, T, H, W, 3)``."""
+        rng = rng if rng is not None else self._generator()
+        if self.cache is not None:
+            video = self.cache.frames(path, lambda: self._decode_all(path))
+            indices = self.sampler.sample(len(video), rng)
+            return video[indices.reshape(-1)].reshape(*indices.shape, *video.shape[1:])
         with open_video(path, threads=self.decoder_threads, fps=self.frame_folder_fps) as video:
-            indices = self.sampler.sample(video.num_frames, rng if rng is not None else self._generator())
+            indices = self.sampler.sample(video.num_frames, rng)
             frames = video.get_frames(indices.reshape(-1))
         return frames.reshape(*indices.shape, *frames.shape[1:])
+
+    def _decode_all(self, path: Any) -> np.ndarray:
+        with open_video(path, threads=self.decoder_threads, fps=self.frame_folder_fps) as video:
+            return video.get_frames(np.arange(video.num_frames))
 
     def _generator(self) -> np.random.Generator | None:
         if not self.sampler.training:

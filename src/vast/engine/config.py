@@ -53,6 +53,7 @@ class DataConfig:
     mean: tuple[float, float, float] = (0.485, 0.456, 0.406)
     std: tuple[float, float, float] = (0.229, 0.224, 0.225)
     num_workers: int = 2
+    cache_mb: int = 0  # keep decoded videos in memory, up to this many MiB (vast.data.cache; num_workers 0)
     on_error: str = "skip"  # skip | raise, for broken videos during training
     test_clips: int = 1  # multi-view testing of the final model: clips x crops
     test_crops: int = 1
@@ -218,6 +219,13 @@ def validate(config: RunConfig) -> None:
         raise ConfigError(f"optim.lr must be positive; got {config.optim.lr}")
     if config.data.split not in (0, 1, 2, 3):
         raise ConfigError(f"data.split must be 1, 2 or 3 (the official splits), or 0 (unset); got {config.data.split}")
+    if config.data.cache_mb < 0:
+        raise ConfigError(f"data.cache_mb must be 0 (off) or positive; got {config.data.cache_mb}")
+    if config.data.cache_mb and config.data.num_workers:
+        raise ConfigError(
+            "data.cache_mb keeps decoded videos in the loading process, so it needs data.num_workers=0 "
+            f"(got {config.data.num_workers}): set one of them to 0"
+        )
     for key in ("train.checkpoint_every", "train.checkpoint_minutes", "train.keep_last", "train.max_steps"):
         section, name = key.split(".")
         if getattr(getattr(config, section), name) < 0:
@@ -240,6 +248,7 @@ RUN_LENGTH_AND_PLACE = (
     "train.checkpoint_minutes",
     "train.keep_last",
     "data.num_workers",
+    "data.cache_mb",
 )
 
 

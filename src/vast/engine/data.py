@@ -9,6 +9,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
 from vast.data.annotations import Annotations, load_annotations
+from vast.data.cache import shared_cache
 from vast.data.dataset import VideoDataset, collate_videos, seed_worker
 from vast.data.sampling import build_sampler
 from vast.data.transforms import build_eval_transform, build_train_transform
@@ -77,7 +78,8 @@ def build_train_dataset(data: DataConfig, seed: int, annotations: Annotations | 
         std=data.std,
     )
     sampler = build_sampler(data.sampler, data.num_frames, data.stride, training=True)
-    dataset = VideoDataset(annotations, sampler, transform, on_error=data.on_error)
+    cache = shared_cache(data.cache_mb)
+    dataset = VideoDataset(annotations, sampler, transform, on_error=data.on_error, cache=cache)
     return EpochSeededDataset(dataset, seed)
 
 
@@ -93,7 +95,14 @@ def build_eval_dataset(
     )
     sampler = build_sampler(data.sampler, data.num_frames, data.stride, training=False, num_clips=clips)
     # Evaluation never raises on a broken video: it is counted as missing and reported.
-    return VideoDataset(annotations, sampler, transform, multi_view=clips * crops > 1, on_error="skip")
+    return VideoDataset(
+        annotations,
+        sampler,
+        transform,
+        multi_view=clips * crops > 1,
+        on_error="skip",
+        cache=shared_cache(data.cache_mb),
+    )
 
 
 def train_loader(
