@@ -1,6 +1,7 @@
 """Decoding real files: the right frames (read back from their barcodes), seeking, clamping, backends,
 and the classification of broken files."""
 
+import contextlib
 import pickle
 
 import av
@@ -29,14 +30,14 @@ def barcodes(read_barcode_fn):
 
 
 def decode_all_with_pyav(path) -> list[np.ndarray]:
-    """The obvious reference: decode every frame in order with PyAV directly, up to the first error."""
+    """The obvious reference: decode every packet in order with PyAV directly, passing over packets
+    that do not decode, as the ffmpeg command line does (a file cut short still gives the frames
+    its decoder held back when the cut packet fails)."""
     frames = []
     with av.open(str(path)) as container:
-        try:
-            for frame in container.decode(video=0):
-                frames.append(frame.to_ndarray(format="rgb24"))
-        except av.FFmpegError:
-            pass
+        for packet in container.demux(video=0):
+            with contextlib.suppress(av.FFmpegError):
+                frames.extend(frame.to_ndarray(format="rgb24") for frame in packet.decode())
     return frames
 
 

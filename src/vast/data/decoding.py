@@ -60,6 +60,9 @@ TRUNCATED = "truncated"
 DECODE_ERROR = "decode error"
 NOT_AN_IMAGE = "not an image"
 BROKEN_CATEGORIES = (MISSING, ZERO_LENGTH, NOT_A_VIDEO, AUDIO_ONLY, NO_FRAMES, TRUNCATED, DECODE_ERROR, NOT_AN_IMAGE)
+# A usable file with damage FFmpeg recovers from: `vast data check` warns about it, it is not broken.
+DAMAGED = "damaged"
+WARNING_CATEGORIES = (DAMAGED,)
 
 # First bytes of the containers we can recognise even when FFmpeg cannot open the file: a file that
 # starts like a video container but does not open was cut short (e.g. an MP4 missing its index).
@@ -159,6 +162,16 @@ def _fill_missing(index: np.ndarray, decoded: dict[int, np.ndarray]) -> np.ndarr
     return np.stack([decoded[int(i)] for i in chosen])
 
 
+class _FrameIndex(NamedTuple):
+    """Where each frame of a file is, frame ``i`` being FFmpeg's ``i``-th decoded output frame."""
+
+    stamps: np.ndarray  # int64 (N,): the timestamp that names frame i (its packet's pts)
+    keyframes: np.ndarray  # sorted frame indices where decoding can start after a seek; [0, ...]
+    seek_stamps: np.ndarray  # per keyframe: the timestamp to seek to
+    by_decoding: bool  # built by decoding the file once (its container's timestamps did not say)
+    named: bool  # every frame has a stamp of its own; else frames are counted from the start
+
+
 class PyAVDecoder(VideoDecoder):
     """Decoder for video files through PyAV (FFmpeg).
 
@@ -167,6 +180,12 @@ class PyAVDecoder(VideoDecoder):
         threads: decoder threads. 1 (default) decodes on the calling thread, the right choice inside
             DataLoader workers; N > 1 uses FFmpeg frame and slice threading with N threads; 0 lets
             FFmpeg pick one per core.
+
+    Frame ``i`` is the ``i``-th frame that FFmpeg's decoder outputs (as the ``ffmpeg`` command line
+    with ``-fps_mode passthrough`` numbers them). Files whose container stores every frame's
+    presentation timestamp (MP4, MOV, Matroska, WebM) are indexed from their packets alone; any
+    other file (AVI, MPEG, ...) or one whose timestamps cannot be trusted is decoded once on
+    opening to learn which frames the decoder outputs, in which order (see :func:`_trusts_timestamps`).
 
     ``num_decoded`` counts the frames decoded so far (to check that seeking avoids decoding all).
     """
@@ -179,12 +198,13 @@ class PyAVDecoder(VideoDecoder):
         self._container = _open_container(self.path)
         try:
             self._stream = _video_stream(self._container, self.path)
-            self._configure_threads()
-            self._pts, self._keyframes = self._index_packets()
+            self._configure_threads(self._stream)
+            self._index = self._build_index()
         except BaseException:
             self._container.close()
             raise
-        self._pts_to_index = {int(p): i for i, p in enumerate(self._pts)}
+        self._pts = self._index.stamps
+        self._pts_to_index = {int(p): i for i, p in enumerate(self._pts)} if self._index.named else {}
         self._wanted_pts: set[int] = set()
         # Older PyAV exposes the rotation on the stream only; newer PyAV on frames only.
         self._stream_rotation = display_rotation(self._stream)
@@ -198,7 +218,7 @@ class PyAVDecoder(VideoDecoder):
         rate = self._stream.average_rate or self._stream.guessed_rate or self._stream.base_rate
         if rate:
             return float(rate)
-        duration = self._pts[-1] - self._pts[0]
+        duration = int(self._pts.max() - self._pts.min()) if self._index.named else 0
         if duration > 0 and self._stream.time_base:
             return float((len(self._pts) - 1) / (duration * self._stream.time_base))
         return 0.0
@@ -206,38 +226,45 @@ class PyAVDecoder(VideoDecoder):
     def close(self) -> None:
         self._container.close()
 
-    def _configure_threads(self) -> None:
-        codec = self._stream.codec_context
+    def _configure_threads(self, stream: av.VideoStream) -> None:
+        codec = stream.codec_context
         if self.threads == 1:
             codec.thread_count = 1
         else:
             codec.thread_type = "AUTO"
             codec.thread_count = max(self.threads, 0)
 
-    def _index_packets(self) -> tuple[np.ndarray, np.ndarray]:
-        """Presentation timestamps of all frames (sorted) and the frame indices of the keyframes."""
-        pts, key = [], []
-        try:
-            for packet in self._container.demux(self._stream):
-                stamp = packet.pts if packet.pts is not None else packet.dts
-                if packet.size == 0 or stamp is None:
-                    continue  # flush packets at the end of the stream carry no frame
-                pts.append(stamp)
-                key.append(packet.is_keyframe)
-        except av.FFmpegError as exc:
-            # A damaged tail: keep the packets read so far, decoding will clamp to them.
-            logger.debug("%s: demuxing stopped early: %s", self.path, exc)
-        if not pts:
+    def _build_index(self) -> _FrameIndex:
+        packets = _demux_index(self._container, self._stream, self.path)
+        if not packets:
             raise BrokenVideoError(self.path, NO_FRAMES, "the video stream has no frames")
-        order = np.argsort(pts, kind="stable")
-        sorted_pts = np.asarray(pts, dtype=np.int64)[order]
-        keyframes = np.flatnonzero(np.asarray(key, dtype=bool)[order])
-        if keyframes.size == 0 or keyframes[0] != 0:
-            keyframes = np.concatenate([[0], keyframes])  # decoding from the start always works
-        return sorted_pts, keyframes
+        if _trusts_timestamps(self._container, self._stream, packets):
+            return _index_from_packets(packets)
+        logger.debug("%s: the container's timestamps do not say the frame order, decoding once", self.path)
+        return self._index_by_decoding()
+
+    def _index_by_decoding(self) -> _FrameIndex:
+        """Decode the file once, through a container of its own, and name each output frame."""
+        with _open_container(self.path) as container:
+            stream = container.streams[self._stream.index]
+            stream.codec_context.thread_count = 1
+            # Which frames come out and in which order does not depend on their pixels.
+            stream.codec_context.options = {"skip_idct": "all", "skip_loop_filter": "all"}
+            key_packets: dict[int | None, int] = {}
+            stamps, key_frames = [], []
+            for packet in _demux(container, stream, self.path):
+                if packet.is_keyframe and packet.size:
+                    key_packets[_stamp(packet)] = packet.dts if packet.dts is not None else packet.pts
+                for frame in _decode_packet(packet, self.path):
+                    stamps.append(_stamp(frame))
+                    key_frames.append(frame.key_frame)
+        if not stamps:
+            raise BrokenVideoError(self.path, NO_FRAMES, "no frame could be decoded")
+        return _index_from_frames(stamps, key_frames, key_packets)
 
     def _keyframe_before(self, index: int) -> int:
-        return int(self._keyframes[np.searchsorted(self._keyframes, index, side="right") - 1])
+        keyframes = self._index.keyframes
+        return int(keyframes[np.searchsorted(keyframes, index, side="right") - 1])
 
     def _decode(self, wanted: np.ndarray) -> dict[int, np.ndarray]:
         wanted_set = {int(i) for i in wanted}
@@ -274,18 +301,23 @@ class PyAVDecoder(VideoDecoder):
     def _frames_from(self, key: int, target: int) -> Iterator[tuple[int, av.VideoFrame]]:
         """Seek to keyframe ``key`` and yield ``(index, frame)`` from there on.
 
-        If the seek fails, lands past ``target`` (a container with an imprecise index) or is
-        followed by no frame at all, decode from the start of the file instead: slower, still right.
+        The seek must land on that keyframe or one before it (the first frame decoded from ``key``
+        on is ``key`` itself). If it fails, lands past it (a container with an imprecise index, a
+        keyframe flag on a placeholder packet) or is followed by no frame at all, decode from the
+        start of the file instead: slower, still right.
         """
+        if self._index.by_decoding and (key == 0 or not self._index.named):
+            yield from self._frames_after(self._restart(), -1)  # where counting frames is right
+            return
         try:
-            self._seek(int(self._pts[key]))
+            self._seek(int(self._index.seek_stamps[np.searchsorted(self._index.keyframes, key)]))
         except av.FFmpegError as exc:
             logger.debug("%s: seek failed (%s), decoding from the start", self.path, exc)
             yield from self._frames_after(self._restart(), -1)
             return
         landed = False
         for index, frame in self._frames_after(self._container, key - 1):
-            if not landed and index > target:
+            if not landed and index != key:
                 break
             landed = True
             yield index, frame
@@ -297,38 +329,136 @@ class PyAVDecoder(VideoDecoder):
         self._container.seek(pts, stream=self._stream, backward=True, any_frame=False)
 
     def _restart(self) -> av.container.InputContainer:
+        """The container at the start of the file, with a fresh decoder."""
         self._container.close()
         self._container = _open_container(self.path)
         self._stream = _video_stream(self._container, self.path)
-        self._configure_threads()
+        self._configure_threads(self._stream)
         return self._container
 
     def _frames_after(self, container: av.container.InputContainer, after: int) -> Iterator:
         """Decode forward, yielding ``(index, frame)`` for frames with index > ``after``.
 
-        Non-reference frames that are not wanted are dropped by the decoder without decoding them:
-        no other frame needs them (with B-frames, often half the frames between sparse TSN picks).
-        Not with frame threading, where the setting would reach packets already queued.
+        A frame is recognised by its timestamp; frames without a known one are counted (which is
+        right from the start of the file). Packets FFmpeg cannot decode are passed over, as the
+        ``ffmpeg`` command line does. Non-reference frames that are not wanted are dropped by the
+        decoder without decoding them when frames are indexed by timestamps: no other frame needs
+        them (with B-frames, often half the frames between sparse TSN picks). Not with frame
+        threading, where the setting would reach packets already queued.
         """
         codec = self._stream.codec_context
-        may_skip = self.threads == 1
+        may_skip = self.threads == 1 and not self._index.by_decoding
         last = after
+        for packet in _demux(container, self._stream, self.path):
+            if may_skip:
+                keep = packet.pts is None or packet.pts in self._wanted_pts
+                codec.skip_frame = "DEFAULT" if keep else "NONREF"
+            for frame in _decode_packet(packet, self.path):
+                self.num_decoded += 1
+                stamp = _stamp(frame)
+                index = self._pts_to_index.get(stamp) if stamp is not None else None
+                if index is None:
+                    index = last + 1  # no usable timestamp: count frames instead
+                if index <= after:
+                    continue  # leading frames of an open GOP, before the keyframe we seeked to
+                last = index
+                yield index, frame
+
+
+def _stamp(item: av.Packet | av.VideoFrame) -> int | None:
+    """The timestamp that names a frame: its pts, or its dts in a container without pts (AVI).
+
+    A decoded frame carries the pts of the packet its picture was coded in, whatever order the
+    decoder outputs it in (so a B-frame in an MP4 whose pts equal its dts keeps its packet's).
+    """
+    return item.pts if item.pts is not None else item.dts
+
+
+def _demux(container: av.container.InputContainer, stream: av.VideoStream, path: Path) -> Iterator[av.Packet]:
+    """The stream's packets, up to the end of the file or to where the demuxer cannot read on."""
+    packets = container.demux(stream)
+    while True:
         try:
-            for packet in container.demux(self._stream):
-                if may_skip:
-                    keep = packet.pts is None or packet.pts in self._wanted_pts
-                    codec.skip_frame = "DEFAULT" if keep else "NONREF"
-                for frame in packet.decode():
-                    self.num_decoded += 1
-                    index = self._pts_to_index.get(frame.pts) if frame.pts is not None else None
-                    if index is None:
-                        index = last + 1  # no usable timestamp: count frames instead
-                    if index <= after:
-                        continue  # leading frames of an open GOP, before the keyframe we seeked to
-                    last = index
-                    yield index, frame
+            packet = next(packets)
+        except StopIteration:
+            return
         except av.FFmpegError as exc:
-            logger.debug("%s: decoding stopped after frame %d: %s", self.path, last, exc)
+            # A damaged tail: keep the packets read so far, decoding will clamp to them.
+            logger.debug("%s: demuxing stopped early: %s", path, exc)
+            return
+        yield packet
+
+
+def _decode_packet(packet: av.Packet, path: Path) -> list[av.VideoFrame]:
+    """The frames decoding ``packet`` gives; none when FFmpeg rejects it (it goes on with the next)."""
+    try:
+        return packet.decode()
+    except av.FFmpegError as exc:
+        logger.debug("%s: a packet at %s does not decode: %s", path, packet.dts, exc)
+        return []
+
+
+class _PacketInfo(NamedTuple):
+    pts: int | None
+    dts: int | None
+    key: bool
+    damaged: bool  # flagged corrupt, or to be discarded (an MP4 edit list cuts it)
+
+
+def _demux_index(container: av.container.InputContainer, stream: av.VideoStream, path: Path) -> list[_PacketInfo]:
+    """Timestamps and flags of every packet that carries data, without decoding (fast)."""
+    return [
+        _PacketInfo(packet.pts, packet.dts, packet.is_keyframe, packet.is_corrupt or packet.is_discard)
+        for packet in _demux(container, stream, path)
+        if packet.size  # flush packets at the end of the stream carry no frame
+    ]
+
+
+# Containers that store each frame's presentation timestamp (AVI stores none; MPEG streams not all).
+_TIMESTAMPED_FORMATS = {"mov", "mp4", "matroska", "webm"}
+
+
+def _trusts_timestamps(container: av.container.InputContainer, stream: av.VideoStream, packets: list) -> bool:
+    """Whether sorting the packets' pts gives the frames in the decoder's output order, one each.
+
+    True for MP4/MOV/Matroska/WebM files whose packets all carry distinct pts, none flagged
+    corrupt or discarded, and whose pts differ from their dts somewhere when the codec reorders
+    frames (an MP4 without composition offsets, pts equal to dts, stores B-frames in decoding
+    order: ``box.mp4``).
+    """
+    if not _TIMESTAMPED_FORMATS & set(container.format.name.split(",")):
+        return False
+    pts = [p.pts for p in packets]
+    if None in pts or len(set(pts)) < len(pts) or any(p.damaged for p in packets):
+        return False
+    reorders = stream.codec_context.has_b_frames > 0
+    return not reorders or any(p.pts != p.dts for p in packets)
+
+
+def _index_from_packets(packets: list[_PacketInfo]) -> _FrameIndex:
+    """Frames in pts order, one per packet; seek to a keyframe by its pts."""
+    order = np.argsort([p.pts for p in packets], kind="stable")
+    stamps = np.asarray([p.pts for p in packets], dtype=np.int64)[order]
+    keyframes = np.flatnonzero(np.asarray([p.key for p in packets], dtype=bool)[order])
+    if keyframes.size == 0 or keyframes[0] != 0:
+        keyframes = np.concatenate([[0], keyframes])  # decoding from the start always works
+    return _FrameIndex(stamps, keyframes, stamps[keyframes], by_decoding=False, named=True)
+
+
+def _index_from_frames(
+    stamps: list[int | None], key_frames: list[bool], key_packets: dict[int | None, int]
+) -> _FrameIndex:
+    """Frames in the order the decoder output them. Decoding may start after a seek at a key frame
+    named by a keyframe packet's stamp (not at a keyframe-flagged placeholder packet, which codes
+    no picture); when stamps are missing or repeat, only at the start, counting frames from there."""
+    named = None not in stamps and len(set(stamps)) == len(stamps)
+    if not named:
+        start = np.zeros(1, dtype=np.int64)
+        return _FrameIndex(np.arange(len(stamps), dtype=np.int64), start, start, True, False)
+    entries = [i for i, (s, key) in enumerate(zip(stamps, key_frames)) if key and s in key_packets]
+    keyframes = np.asarray(sorted({0, *entries}), dtype=np.int64)
+    seek_stamps = np.asarray([key_packets.get(stamps[i], stamps[i]) for i in keyframes], dtype=np.int64)
+    return _FrameIndex(np.asarray(stamps, dtype=np.int64), keyframes, seek_stamps, True, True)
 
 
 def to_rgb(reformatter: VideoReformatter, frame: av.VideoFrame, threads: int = 1) -> np.ndarray:
@@ -556,11 +686,18 @@ class VideoProblem(NamedTuple):
     category: str
     reason: str
 
+    @property
+    def broken(self) -> bool:
+        """Whether the file cannot be used (a warning, :data:`WARNING_CATEGORIES`, is not)."""
+        return self.category in BROKEN_CATEGORIES
+
 
 def check_video(path: str | os.PathLike) -> VideoProblem | None:
-    """Decode every frame of ``path``; ``None`` when it is a usable video, else what is wrong.
+    """Decode every frame of ``path``; ``None`` when it is a sound video, else what is wrong.
 
-    A file whose frames stop before its packets (or its header's frame count) do is ``truncated``.
+    Broken (:data:`BROKEN_CATEGORIES`) only when FFmpeg cannot decode its frames: none decodes, or
+    the file ends before its header's duration (``truncated``). A file where some packets give no
+    frame but FFmpeg decodes the others is ``damaged``, a warning (``problem.broken`` is false).
     """
     path = Path(path)
     try:
@@ -579,46 +716,70 @@ def check_video(path: str | os.PathLike) -> VideoProblem | None:
         return _decode_all(container, stream, path)
 
 
-def _decode_all(
-    container: av.container.InputContainer, stream: av.VideoStream, path: Path
-) -> VideoProblem | None:
+def _decode_all(container: av.container.InputContainer, stream: av.VideoStream, path: Path) -> VideoProblem | None:
+    """Decode every frame as the ``ffmpeg`` command line does, passing over packets that do not
+    decode; broken only when no frame decodes or the file ends before its header says it does."""
     stream.codec_context.thread_count = 1
     reformatter = VideoReformatter()
     decoded, packets = 0, 0
+    span = _Span()
     try:
         for packet in container.demux(stream):
             if packet.size:
                 packets += 1
-            for frame in packet.decode():
+                span.add(packet)
+            for frame in _decode_packet(packet, path):
                 to_rgb(reformatter, frame)
                 decoded += 1
-    except (av.FFmpegError, ValueError) as exc:
+    except (av.FFmpegError, ValueError) as exc:  # the demuxer: the file stops in the middle of a packet
         category = TRUNCATED if decoded else DECODE_ERROR
         return VideoProblem(str(path), category, f"after {decoded} frames: {_ffmpeg_reason(exc)}")
     if decoded == 0:
         reason = f"the video stream has no decodable frames ({packets} packets)"
-        return VideoProblem(str(path), NO_FRAMES, reason)
-    expected = max(packets, stream.frames or 0)
-    if decoded < expected:
-        return VideoProblem(str(path), TRUNCATED, f"decoded {decoded} of {expected} frames")
-    implied = _frames_implied_by_duration(container, stream)
-    # Some slack: the container's duration may include a slightly longer audio track.
-    if implied and decoded < 0.9 * implied - 1:
-        reason = f"decoded {decoded} frames, the header's duration implies about {implied}"
-        return VideoProblem(str(path), TRUNCATED, reason)
+        return VideoProblem(str(path), NO_FRAMES if packets == 0 else DECODE_ERROR, reason)
+    cut = _cut_short(container, stream, span)
+    if cut:
+        return VideoProblem(str(path), TRUNCATED, f"decoded {decoded} frames; {cut}")
+    if decoded < packets:
+        reason = f"{packets - decoded} of {packets} packets give no frame; FFmpeg decodes the other {decoded}"
+        return VideoProblem(str(path), DAMAGED, reason)
     return None
 
 
-def _frames_implied_by_duration(container: av.container.InputContainer, stream: av.VideoStream) -> int:
-    """Frame count that the header's duration and frame rate imply (0 when either is unknown)."""
+class _Span:
+    """The time the packets of a stream cover, in its time base (their timestamps, not their count:
+    a drop-frame AVI codes only some of the frames its header counts, ``tree.avi`` 68 of 444)."""
+
+    def __init__(self) -> None:
+        self.first: int | None = None
+        self.end: int | None = None
+
+    def add(self, packet: av.Packet) -> None:
+        stamp = _stamp(packet)
+        if stamp is None:
+            return
+        self.first = stamp if self.first is None else min(self.first, stamp)
+        end = stamp + max(packet.duration or 0, 0)
+        self.end = end if self.end is None else max(self.end, end)
+
+
+def _cut_short(container: av.container.InputContainer, stream: av.VideoStream, span: _Span) -> str:
+    """Why the packets end before the header's duration (with slack: the container's duration may
+    include a slightly longer audio track, and one frame); empty when they do not."""
     rate = stream.average_rate or stream.guessed_rate
     if stream.duration and stream.time_base:
         seconds = float(stream.duration * stream.time_base)
     elif container.duration:
         seconds = container.duration / av.time_base
     else:
-        return 0
-    return round(seconds * float(rate)) if rate else 0
+        return ""
+    if span.end is None or not stream.time_base:
+        return ""
+    covered = float((span.end - span.first) * stream.time_base)
+    frame = 1 / float(rate) if rate else 0.0
+    if covered < 0.9 * seconds - frame:
+        return f"its packets end at {covered:.2f} s, the header's duration is {seconds:.2f} s"
+    return ""
 
 
 def check_videos(
