@@ -51,8 +51,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     check = actions.add_parser(
         "check",
         help="decode every video of a data set, list the broken ones (exit 1 if any)",
-        description="Decode every video listed in ANNOTATIONS and print the broken ones with the reason. "
-        "Exit status: 0 all videos readable, 1 some broken, 2 bad input.",
+        description="Decode every video listed in ANNOTATIONS and print the broken ones with the reason, "
+        "and the damaged ones (some packets give no frame, FFmpeg decodes the rest) as warnings. "
+        "Exit status: 0 all videos readable (warnings or not), 1 some broken, 2 bad input.",
     )
     check.add_argument(
         "annotations",
@@ -130,8 +131,11 @@ def run_check(args: argparse.Namespace) -> int:
     print(f"{'path':<{width[0]}}  {'problem':<{width[1]}}  reason")
     for path, category, reason in rows:
         print(f"{path:<{width[0]}}  {category:<{width[1]}}  {reason}")
-    print(f"{len(problems)} of {len(paths)} videos are broken ({seconds:.1f} s)")
-    return 1
+    broken = sum(problem.broken for problem in problems)
+    damaged = len(problems) - broken
+    warned = f", {damaged} damaged but readable (warnings)" if damaged else ""
+    print(f"{broken} of {len(paths)} videos are broken{warned} ({seconds:.1f} s)")
+    return 1 if broken else 0
 
 
 def _shown(path: str, root: Path) -> str:
