@@ -180,31 +180,37 @@ class PyAVDecoder(VideoDecoder):
         threads: decoder threads. 1 (default) decodes on the calling thread, the right choice inside
             DataLoader workers; N > 1 uses FFmpeg frame and slice threading with N threads; 0 lets
             FFmpeg pick one per core.
+        exact: index every file by decoding it once, also one whose timestamps are trusted: frame
+            ``i`` is then the command line's ``i``-th frame even in an MP4 with a damaged packet
+            that no request has decoded yet (see below). Slower to open.
 
     Frame ``i`` is the ``i``-th frame that FFmpeg's decoder outputs (as the ``ffmpeg`` command line
     with ``-fps_mode passthrough`` numbers them). Files whose container stores every frame's
     presentation timestamp (MP4, MOV, Matroska, WebM) are indexed from their packets alone; any
     other file (AVI, MPEG, ...) or one whose timestamps cannot be trusted is decoded once on
     opening to learn which frames the decoder outputs, in which order (see :func:`_trusts_timestamps`).
+    A packet that does not decode in a file indexed by timestamps shows that they miscount its
+    frames: the decoder then indexes the file by decoding it, and frames are numbered as FFmpeg
+    outputs them from that request on (a damaged packet no request decodes is not seen: ``exact``).
 
     ``num_decoded`` counts the frames decoded so far (to check that seeking avoids decoding all).
     """
 
-    def __init__(self, path: str | os.PathLike, *, threads: int = 1) -> None:
+    def __init__(self, path: str | os.PathLike, *, threads: int = 1, exact: bool = False) -> None:
         self.path = Path(path)
         self.threads = threads
+        self.exact = exact
         self.num_decoded = 0
+        self._damaged = False  # a packet did not decode
         self._reformatter = VideoReformatter()  # keeps its conversion context from frame to frame
         self._container = _open_container(self.path)
         try:
             self._stream = _video_stream(self._container, self.path)
             self._configure_threads(self._stream)
-            self._index = self._build_index()
+            self._use_index(self._build_index())
         except BaseException:
             self._container.close()
             raise
-        self._pts = self._index.stamps
-        self._pts_to_index = {int(p): i for i, p in enumerate(self._pts)} if self._index.named else {}
         self._wanted_pts: set[int] = set()
         # Older PyAV exposes the rotation on the stream only; newer PyAV on frames only.
         self._stream_rotation = display_rotation(self._stream)
@@ -234,11 +240,16 @@ class PyAVDecoder(VideoDecoder):
             codec.thread_type = "AUTO"
             codec.thread_count = max(self.threads, 0)
 
+    def _use_index(self, index: _FrameIndex) -> None:
+        self._index = index
+        self._pts = index.stamps
+        self._pts_to_index = {int(p): i for i, p in enumerate(self._pts)} if index.named else {}
+
     def _build_index(self) -> _FrameIndex:
         packets = _demux_index(self._container, self._stream, self.path)
         if not packets:
             raise BrokenVideoError(self.path, NO_FRAMES, "the video stream has no frames")
-        if _trusts_timestamps(self._container, self._stream, packets):
+        if not self.exact and _trusts_timestamps(self._container, self._stream, packets):
             return _index_from_packets(packets)
         logger.debug("%s: the container's timestamps do not say the frame order, decoding once", self.path)
         return self._index_by_decoding()
@@ -255,7 +266,7 @@ class PyAVDecoder(VideoDecoder):
             for packet in _demux(container, stream, self.path):
                 if packet.is_keyframe and packet.size:
                     key_packets[_stamp(packet)] = packet.dts if packet.dts is not None else packet.pts
-                for frame in _decode_packet(packet, self.path):
+                for frame in _decode_packet(packet, self.path) or ():
                     stamps.append(_stamp(frame))
                     key_frames.append(frame.key_frame)
         if not stamps:
@@ -267,6 +278,14 @@ class PyAVDecoder(VideoDecoder):
         return int(keyframes[np.searchsorted(keyframes, index, side="right") - 1])
 
     def _decode(self, wanted: np.ndarray) -> dict[int, np.ndarray]:
+        out = self._decode_runs(wanted)
+        if self._damaged and not self._index.by_decoding:
+            logger.debug("%s: a packet does not decode, indexing the file by decoding it", self.path)
+            self._use_index(self._index_by_decoding())
+            out = self._decode_runs(np.unique(np.minimum(wanted, self.num_frames - 1)))
+        return out
+
+    def _decode_runs(self, wanted: np.ndarray) -> dict[int, np.ndarray]:
         wanted_set = {int(i) for i in wanted}
         self._wanted_pts = {int(self._pts[i]) for i in wanted_set}
         out: dict[int, np.ndarray] = {}
@@ -353,7 +372,11 @@ class PyAVDecoder(VideoDecoder):
             if may_skip:
                 keep = packet.pts is None or packet.pts in self._wanted_pts
                 codec.skip_frame = "DEFAULT" if keep else "NONREF"
-            for frame in _decode_packet(packet, self.path):
+            frames = _decode_packet(packet, self.path)
+            if frames is None:
+                self._damaged = True
+                continue
+            for frame in frames:
                 self.num_decoded += 1
                 stamp = _stamp(frame)
                 index = self._pts_to_index.get(stamp) if stamp is not None else None
@@ -376,26 +399,21 @@ def _stamp(item: av.Packet | av.VideoFrame) -> int | None:
 
 def _demux(container: av.container.InputContainer, stream: av.VideoStream, path: Path) -> Iterator[av.Packet]:
     """The stream's packets, up to the end of the file or to where the demuxer cannot read on."""
-    packets = container.demux(stream)
-    while True:
-        try:
-            packet = next(packets)
-        except StopIteration:
-            return
-        except av.FFmpegError as exc:
-            # A damaged tail: keep the packets read so far, decoding will clamp to them.
-            logger.debug("%s: demuxing stopped early: %s", path, exc)
-            return
-        yield packet
+    try:
+        yield from container.demux(stream)
+    except av.FFmpegError as exc:
+        # A damaged tail: keep the packets read so far, decoding will clamp to them.
+        logger.debug("%s: demuxing stopped early: %s", path, exc)
 
 
-def _decode_packet(packet: av.Packet, path: Path) -> list[av.VideoFrame]:
-    """The frames decoding ``packet`` gives; none when FFmpeg rejects it (it goes on with the next)."""
+def _decode_packet(packet: av.Packet, path: Path) -> list[av.VideoFrame] | None:
+    """The frames decoding ``packet`` gives; ``None`` when FFmpeg rejects the packet (the decoder
+    goes on with the next, as the command line does)."""
     try:
         return packet.decode()
     except av.FFmpegError as exc:
         logger.debug("%s: a packet at %s does not decode: %s", path, packet.dts, exc)
-        return []
+        return None
 
 
 class _PacketInfo(NamedTuple):
@@ -725,10 +743,10 @@ def _decode_all(container: av.container.InputContainer, stream: av.VideoStream, 
     span = _Span()
     try:
         for packet in container.demux(stream):
-            if packet.size:
+            if packet.size and not packet.is_discard:  # an edit list hides a discarded packet's frame
                 packets += 1
                 span.add(packet)
-            for frame in _decode_packet(packet, path):
+            for frame in _decode_packet(packet, path) or ():
                 to_rgb(reformatter, frame)
                 decoded += 1
     except (av.FFmpegError, ValueError) as exc:  # the demuxer: the file stops in the middle of a packet
