@@ -378,14 +378,21 @@ class PyAVDecoder(VideoDecoder):
                 continue
             for frame in frames:
                 self.num_decoded += 1
-                stamp = _stamp(frame)
-                index = self._pts_to_index.get(stamp) if stamp is not None else None
-                if index is None:
-                    index = last + 1  # no usable timestamp: count frames instead
-                if index <= after:
+                index = self._index_of(frame, last)
+                if index is None or index <= after:
                     continue  # leading frames of an open GOP, before the keyframe we seeked to
                 last = index
                 yield index, frame
+
+    def _index_of(self, frame: av.VideoFrame, last: int) -> int | None:
+        """A decoded frame's index, by its timestamp; without a known one, counted on from ``last``
+        (right from the start of the file), or ``None`` when the index by decoding names every frame
+        and never saw this one."""
+        stamp = _stamp(frame)
+        index = self._pts_to_index.get(stamp) if stamp is not None else None
+        if index is None and not (self._index.by_decoding and self._index.named):
+            index = last + 1
+        return index
 
 
 def _stamp(item: av.Packet | av.VideoFrame) -> int | None:
