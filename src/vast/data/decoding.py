@@ -2,17 +2,20 @@
 
 Two backends behind one ABC, :class:`VideoDecoder`:
 
-- :class:`PyAVDecoder` reads any container FFmpeg reads (MP4, WebM, AVI, ...). On opening it demuxes
-  the video stream once, without decoding, to count the frames and find the keyframes (so the frame
-  count never depends on the container header, which WebM leaves empty and truncated files get
-  wrong). :meth:`~VideoDecoder.get_frames` then seeks to the keyframe at or before each run of
-  wanted frames and decodes forward from there, never the whole video.
+- :class:`PyAVDecoder` reads any container FFmpeg reads (MP4, WebM, AVI, ...). Frame ``i`` is the
+  ``i``-th frame FFmpeg's decoder outputs, as the ``ffmpeg`` command line numbers them. On opening
+  it demuxes the video stream once, without decoding, to count the frames and find the keyframes
+  (so the frame count never depends on the container header, which WebM leaves empty and truncated
+  files get wrong); a file whose container does not store every frame's pts (AVI) or whose pts do
+  not give the output order is decoded once instead. :meth:`~VideoDecoder.get_frames` then seeks to
+  the keyframe at or before each run of wanted frames and decodes forward from there, never the
+  whole video.
 - :class:`FrameFolderDecoder` reads a folder of images (``img_00001.jpg``, ...).
 - :class:`ImageDecoder` reads one image file (``.jpg``, ``.png``, ...) as a one-frame video, so image
   data sets (ImageNet) go through the same sampler, transforms and collate as videos.
 
 :func:`open_video` picks the backend; :func:`check_video` decodes a whole file and names what is
-wrong with it (the categories of :data:`BROKEN_CATEGORIES`). Images are decoded by
+wrong with it (the categories of :data:`BROKEN_CATEGORIES`, or the warning ``damaged``). Images are decoded by
 :func:`read_image` (torchvision's decoders: faster than PIL, measured in ``docs/data.md``).
 
 Rotated videos (phone recordings store portrait video as landscape frames plus a display matrix)
@@ -95,7 +98,8 @@ class BrokenVideoError(DataError):
 
 
 class VideoDecoder(ABC):
-    """One opened video. Frame ``i`` is the ``i``-th frame in presentation order, from 0.
+    """One opened video. Frame ``i`` is the ``i``-th frame in presentation order, from 0 (for a file,
+    the ``i``-th frame its decoder outputs).
 
     Decoders hold open files: open them where they are used (inside a DataLoader worker), close them
     (or use ``with``), and never pickle them.
