@@ -43,10 +43,14 @@ MADE = {
     # B-frames stored in decoding order, pts = dts, and an edit list that discards two packets
     "pts_equal_dts.mp4": ["-c:v", "libx264", "-bf", "2", "-g", "30", "-threads", "1", "-bsf:v", "setts=pts=DTS"],
     "good.mp4": ["-c:v", "libx264", "-bf", "2", "-g", "30", "-threads", "1"],
+    "mpeg2.mpg": ["-c:v", "mpeg2video", "-bf", "2", "-g", "12"],  # MPEG-PS: not every packet has a pts
+    "h264.ts": ["-c:v", "libx264", "-bf", "3", "-g", "25", "-threads", "1"],
 }
 DAMAGED = "damaged.mp4"  # good.mp4 with one P slice's NAL type set to IDR: FFmpeg drops that frame
+# good.mp4 copied from 1.3 s: the copy starts at the keyframe before, an edit list discards 3 frames
+EDIT_LIST = "edit_list.mp4"
 
-CORPUS = [*PUBLIC, *MADE, DAMAGED]
+CORPUS = [*PUBLIC, *MADE, DAMAGED, EDIT_LIST]
 # Decoded by a newer FFmpeg (PyAV's) than the command line's, MS-MPEG4 frames differ in a few pixels
 # by 1 (mean 0.001); distinct neighbouring frames differ by 0.025 or more (cup.mp4).
 TOLERANCE = 0.01
@@ -69,6 +73,10 @@ class Corpus:
                 self._copy_public(name, path)
             elif name == DAMAGED:
                 damage_one_slice(self.path("good.mp4"), path)
+            elif name == EDIT_LIST:
+                good = self.path("good.mp4")
+                command = ["ffmpeg", "-v", "error", "-ss", "1.3", "-i", str(good), "-c", "copy", str(path)]
+                subprocess.run(command, check=True, capture_output=True)
             else:
                 self._make(name, path)
         return path
@@ -194,7 +202,7 @@ def test_no_file_ffmpeg_decodes_is_called_broken(corpus, name):
 def test_timestamped_mp4_keeps_the_packet_index_and_avi_is_indexed_by_decoding(corpus):
     with PyAVDecoder(corpus.path("good.mp4")) as video:
         assert not video._index.by_decoding
-    for name in ("h264.avi", "mpeg4_bframes.avi", "pts_equal_dts.mp4"):
+    for name in ("h264.avi", "mpeg4_bframes.avi", "pts_equal_dts.mp4", "mpeg2.mpg", "h264.ts", EDIT_LIST):
         with PyAVDecoder(corpus.path(name)) as video:
             assert video._index.by_decoding, name
 
