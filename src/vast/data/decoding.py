@@ -447,7 +447,9 @@ def _demux_index(container: av.container.InputContainer, stream: av.VideoStream,
 _TIMESTAMPED_FORMATS = {"mov", "mp4", "matroska", "webm"}
 
 
-def _trusts_timestamps(container: av.container.InputContainer, stream: av.VideoStream, packets: list) -> bool:
+def _trusts_timestamps(
+    container: av.container.InputContainer, stream: av.VideoStream, packets: list[_PacketInfo]
+) -> bool:
     """Whether sorting the packets' pts gives the frames in the decoder's output order, one each.
 
     True for MP4/MOV/Matroska/WebM files whose packets all carry distinct pts, none flagged
