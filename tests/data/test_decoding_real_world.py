@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 
 from vast.cli.main import main
-from vast.data.decoding import PyAVDecoder, check_video
+from vast.data.decoding import FRAME_INDEX_CACHE, PyAVDecoder, check_video
 
 OPENCV_DOC = Path("/usr/share/doc/opencv-doc")
 
@@ -205,6 +205,22 @@ def test_timestamped_mp4_keeps_the_packet_index_and_avi_is_indexed_by_decoding(c
     for name in ("h264.avi", "mpeg4_bframes.avi", "pts_equal_dts.mp4", "mpeg2.mpg", "h264.ts", EDIT_LIST):
         with PyAVDecoder(corpus.path(name)) as video:
             assert video._index.by_decoding, name
+
+
+@pytest.mark.parametrize("name", ["h264.avi", "xvid_packed.avi"])
+def test_frames_read_through_a_cached_index_are_ffmpegs(corpus, name, monkeypatch):
+    path, reference = corpus.path(name), corpus.reference(name)
+    builds = []
+    decode_index = PyAVDecoder._decode_index
+    monkeypatch.setattr(PyAVDecoder, "_decode_index", lambda self: builds.append(1) or decode_index(self))
+    FRAME_INDEX_CACHE.clear()
+    PyAVDecoder(path).close()  # builds the index and keeps it
+    for wanted in requests(len(reference)):
+        with PyAVDecoder(path) as video:
+            assert video.num_frames == len(reference)
+            assert_frames_are_ffmpegs(video.get_frames(wanted), wanted, reference, name)
+    assert builds == [1]
+    FRAME_INDEX_CACHE.clear()
 
 
 def test_drop_frame_avi_has_fewer_frames_than_its_header_counts(corpus):

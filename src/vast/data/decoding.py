@@ -36,6 +36,7 @@ import multiprocessing
 import os
 import re
 from abc import ABC, abstractmethod
+from collections import OrderedDict
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import NamedTuple
@@ -176,6 +177,53 @@ class _FrameIndex(NamedTuple):
     named: bool  # every frame has a stamp of its own; else frames are counted from the start
 
 
+class FrameIndexCache:
+    """The indexes by decoding of the files last opened in this process, so that opening a file
+    again (a data set opens a decoder per clip) does not decode it whole again.
+
+    Holds only the index (a few small arrays per file), keyed by the file's resolved path, size,
+    ``st_mtime_ns`` and video stream: a file that was rewritten is indexed again. At most
+    ``max_entries`` files; the least recently used is dropped first. ``max_entries=0`` disables it.
+    Each process (each DataLoader worker) has its own: :data:`FRAME_INDEX_CACHE`.
+    """
+
+    def __init__(self, max_entries: int = 1024) -> None:
+        self.max_entries = max_entries
+        self._entries: OrderedDict[tuple, _FrameIndex] = OrderedDict()
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def clear(self) -> None:
+        self._entries.clear()
+
+    @staticmethod
+    def key(path: Path, stream_index: int) -> tuple:
+        stat = path.stat()
+        return (str(path.resolve()), stat.st_size, stat.st_mtime_ns, stream_index)
+
+    def get(self, key: tuple) -> _FrameIndex | None:
+        index = self._entries.get(key)
+        if index is not None:
+            self._entries.move_to_end(key)
+        return index
+
+    def put(self, key: tuple, index: _FrameIndex) -> None:
+        if self.max_entries <= 0:
+            return
+        for array in (index.stamps, index.keyframes, index.seek_stamps):
+            array.flags.writeable = False  # shared by every decoder of the file
+        self._entries[key] = index
+        self._entries.move_to_end(key)
+        while len(self._entries) > self.max_entries:
+            self._entries.popitem(last=False)
+
+
+# This process's cache of indexes by decoding; FRAME_INDEX_CACHE.clear() empties it,
+# FRAME_INDEX_CACHE.max_entries = 0 turns it off.
+FRAME_INDEX_CACHE = FrameIndexCache()
+
+
 class PyAVDecoder(VideoDecoder):
     """Decoder for video files through PyAV (FFmpeg).
 
@@ -259,6 +307,16 @@ class PyAVDecoder(VideoDecoder):
         return self._index_by_decoding()
 
     def _index_by_decoding(self) -> _FrameIndex:
+        """The file's index by decoding: from :data:`FRAME_INDEX_CACHE` when this process has built
+        it for the file as it is now, else built (and kept there)."""
+        key = FrameIndexCache.key(self.path, self._stream.index)
+        index = FRAME_INDEX_CACHE.get(key)
+        if index is None:
+            index = self._decode_index()
+            FRAME_INDEX_CACHE.put(key, index)
+        return index
+
+    def _decode_index(self) -> _FrameIndex:
         """Decode the file once, through a container of its own, and name each output frame."""
         with _open_container(self.path) as container:
             stream = container.streams[self._stream.index]
