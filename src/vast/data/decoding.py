@@ -42,6 +42,7 @@ from pathlib import Path
 from typing import NamedTuple
 
 import av
+import av.bitstream
 import numpy as np
 import torch
 from av.video.reformatter import VideoReformatter
@@ -325,7 +326,7 @@ class PyAVDecoder(VideoDecoder):
             stream.codec_context.options = {"skip_idct": "all", "skip_loop_filter": "all"}
             key_packets: dict[int | None, int] = {}
             stamps, key_frames = [], []
-            for packet in _demux(container, stream, self.path):
+            for packet in _unpacked(_demux(container, stream, self.path), stream):
                 if packet.is_keyframe and packet.size:
                     key_packets[_stamp(packet)] = packet.dts if packet.dts is not None else packet.pts
                 for frame in _decode_packet(packet, self.path) or ():
@@ -423,14 +424,16 @@ class PyAVDecoder(VideoDecoder):
         A frame is recognised by its timestamp; frames without a known one are counted (which is
         right from the start of the file). Packets FFmpeg cannot decode are passed over, as the
         ``ffmpeg`` command line does. Non-reference frames that are not wanted are dropped by the
-        decoder without decoding them when frames are indexed by timestamps: no other frame needs
-        them (with B-frames, often half the frames between sparse TSN picks). Not with frame
-        threading, where the setting would reach packets already queued.
+        decoder without decoding them: no other frame needs them (with B-frames, often half the
+        frames between sparse TSN picks). See :meth:`_may_skip` for when.
         """
         codec = self._stream.codec_context
-        may_skip = self.threads == 1 and not self._index.by_decoding
+        may_skip = self._may_skip()
+        packets = _demux(container, self._stream, self.path)
+        if self._index.by_decoding:  # as the index pass saw them, so that both number frames alike
+            packets = _unpacked(packets, self._stream)
         last = after
-        for packet in _demux(container, self._stream, self.path):
+        for packet in packets:
             if may_skip:
                 keep = packet.pts is None or packet.pts in self._wanted_pts
                 codec.skip_frame = "DEFAULT" if keep else "NONREF"
@@ -445,6 +448,20 @@ class PyAVDecoder(VideoDecoder):
                     continue  # leading frames of an open GOP, before the keyframe we seeked to
                 last = index
                 yield index, frame
+
+    def _may_skip(self) -> bool:
+        """Whether a packet whose timestamp is not wanted may have its non-reference picture
+        dropped undecoded.
+
+        Right when each packet codes one picture and the frame decoded from it is named by that
+        packet's timestamp, as FFmpeg's decoders name frames: the fast path's files, and files
+        indexed by decoding once :func:`_unpacked` has moved DivX/Xvid packed B-frames (the one
+        exception: a picture coded in one packet but decoded under the next one's timestamp) into
+        packets of their own. Not when frames are counted rather than named (no timestamp to tell a
+        wanted packet by), nor with frame threading, where the setting would reach packets already
+        queued.
+        """
+        return self.threads == 1 and self._index.named
 
     def _index_of(self, frame: av.VideoFrame, last: int) -> int | None:
         """A decoded frame's index, by its timestamp; without a known one, counted on from ``last``
@@ -473,6 +490,27 @@ def _demux(container: av.container.InputContainer, stream: av.VideoStream, path:
     except av.FFmpegError as exc:
         # A damaged tail: keep the packets read so far, decoding will clamp to them.
         logger.debug("%s: demuxing stopped early: %s", path, exc)
+
+
+def _unpacked(packets: Iterator[av.Packet], stream: av.VideoStream) -> Iterator[av.Packet]:
+    """``packets`` with one picture each. DivX/Xvid AVIs pack a B-frame into the chunk of the P-frame
+    before it and leave a tiny N-VOP placeholder chunk after; FFmpeg's decoder keeps the packed
+    picture and decodes it under a later packet's timestamp, so dropping a packet's picture by its
+    timestamp would drop the wrong one. FFmpeg's ``mpeg4_unpack_bframes`` filter moves each packed
+    picture into the packet whose timestamp names it on output: the decoder outputs the same frames
+    in the same order. Streams of other codecs, and MPEG-4 without packing, pass unchanged.
+    """
+    if stream.codec_context.name != "mpeg4":
+        yield from packets
+        return
+    # A filter per pass: after a seek it must not hold a picture from before.
+    unpack = av.bitstream.BitStreamFilterContext("mpeg4_unpack_bframes", in_stream=stream)
+    for packet in packets:
+        # The empty packet at the end flushes the decoder: drain the filter before it.
+        pictures = unpack.filter(packet) if packet.size else [*unpack.filter(None), packet]
+        for picture in pictures:
+            picture.stream = stream  # the filter's packets belong to no stream; decode() needs one
+            yield picture
 
 
 def _decode_packet(packet: av.Packet, path: Path) -> list[av.VideoFrame] | None:
