@@ -254,3 +254,53 @@ def test_vast_data_check_warns_about_damage_and_exits_0(corpus, capsys):
     rows = {line.split()[0]: line for line in out[1:-1]}
     assert list(rows) == [DAMAGED] and "damaged" in rows[DAMAGED]
     assert out[-1].startswith("0 of 3 videos are broken, 1 damaged but readable")
+
+
+# AVIs with B-frames: packed (DivX/Xvid style) and not, MPEG-4 Part 2 and H.264.
+AVI_WITH_B_FRAMES = ["xvid_packed.avi", "Megamind.avi", "mpeg4_bframes.avi", "h264.avi"]
+
+
+def _frames_decoded(path: Path, wanted, *, skip: bool, monkeypatch) -> tuple[np.ndarray, int]:
+    """The frames at ``wanted`` from a new decoder, and how many it decoded; ``skip=False`` decodes
+    every frame from the keyframe on, as files indexed by decoding were read before."""
+    with monkeypatch.context() as patch:
+        if not skip:
+            patch.setattr(PyAVDecoder, "_may_skip", lambda self: False)
+        with PyAVDecoder(path) as video:
+            return video.get_frames(wanted), video.num_decoded
+
+
+@pytest.mark.parametrize("name", AVI_WITH_B_FRAMES)
+def test_a_sparse_clip_from_an_avi_drops_unwanted_b_frames(corpus, name, monkeypatch):
+    path, reference = corpus.path(name), corpus.reference(name)
+    count = len(reference)
+    wanted = [(2 * segment + 1) * count // 16 for segment in range(8)]  # TSN's evaluation clip
+    frames, skipping = _frames_decoded(path, wanted, skip=True, monkeypatch=monkeypatch)
+    assert_frames_are_ffmpegs(frames, wanted, reference, name)
+    _, decoding_all = _frames_decoded(path, wanted, skip=False, monkeypatch=monkeypatch)
+    assert skipping < decoding_all, (skipping, decoding_all)
+
+
+def _b_frames(path: Path) -> list[int]:
+    """Indices of the frames the decoder outputs as B-frames."""
+    with av.open(str(path)) as container:
+        stream = container.streams.video[0]
+        stream.codec_context.thread_count = 1
+        types = [frame.pict_type for frame in container.decode(stream)]
+    # PyAV 18 gives FFmpeg's AVPictureType number (3 is B), older PyAV a letter or an enum member.
+    return [index for index, kind in enumerate(types) if kind in (3, "B") or getattr(kind, "name", "") == "B"]
+
+
+@pytest.mark.parametrize("name", ["xvid_packed.avi", "Megamind.avi"])
+def test_wanted_packed_b_frames_are_decoded_among_skipped_ones(corpus, name):
+    # The first B-frame after each P-frame is packed into the P-frame's chunk and decoded under the
+    # next packet's timestamp: dropping pictures by packet timestamp unfiltered loses it (no frame).
+    path, reference = corpus.path(name), corpus.reference(name)
+    b_frames = _b_frames(path)
+    assert len(b_frames) > len(reference) // 3
+    for wanted in (b_frames[::2], b_frames[1::2], b_frames[::3][::-1]):
+        with PyAVDecoder(path) as video:
+            assert_frames_are_ffmpegs(video.get_frames(wanted), wanted, reference, name)
+    for index in b_frames[:: len(b_frames) // 8]:  # alone, in a decoder of its own: after a seek
+        with PyAVDecoder(path) as video:
+            assert_frames_are_ffmpegs(video.get_frames([index]), [index], reference, name)
