@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from vast.data.annotations import load_annotations
-from vast.data.cache import DecodedVideoCache, shared_cache
+from vast.data.cache import DecodedVideo, DecodedVideoCache, shared_cache
 from vast.data.dataset import VideoDataset
 from vast.data.sampling import MultiViewSampler, TSNSampler
 from vast.data.transforms import build_train_transform
@@ -21,6 +21,11 @@ def pyav_frames(path) -> np.ndarray:
     """The reference: every frame of ``path`` as PyAV decodes it, front to back."""
     with av.open(str(path)) as container:
         return np.stack([f.to_ndarray(format="rgb24") for f in container.decode(video=0)])
+
+
+def pyav_video(path) -> DecodedVideo:
+    frames = pyav_frames(path)
+    return DecodedVideo(frames, np.arange(len(frames)) / 8.0)
 
 
 @pytest.fixture
@@ -51,9 +56,10 @@ def test_training_clips_from_the_cache_are_the_decoded_frames(listing, read_barc
         assert torch.equal(a[0], b[0]) and a[1:] == b[1:]
     assert (cache.misses, cache.hits, len(cache)) == (3, 3, 3)
     # The cached array is the file's every frame, as PyAV decodes it.
-    cached_b = cache.frames(listing.records[1].path, lambda: pytest.fail("b.mp4 should be cached"))
-    assert np.array_equal(cached_b, pyav_frames(listing.records[1].path))
-    assert [read_barcode_fn(frame) for frame in cached_b] == list(range(33))
+    cached_b = cache.video(listing.records[1].path, lambda: pytest.fail("b.mp4 should be cached"))
+    assert np.array_equal(cached_b.frames, pyav_frames(listing.records[1].path))
+    assert [read_barcode_fn(frame) for frame in cached_b.frames] == list(range(33))
+    np.testing.assert_allclose(cached_b.times, np.arange(33) / 8)  # the fixture's 8 fps
 
 
 def test_multi_view_clips_from_the_cache(listing):
@@ -67,19 +73,21 @@ def test_multi_view_clips_from_the_cache(listing):
 
 def test_cached_frames_are_read_only(listing):
     cache = DecodedVideoCache(2**30)
-    frames = cache.frames(listing.records[0].path, lambda: pyav_frames(listing.records[0].path))
+    video = cache.video(listing.records[0].path, lambda: pyav_video(listing.records[0].path))
     with pytest.raises(ValueError):
-        frames[0, 0, 0, 0] = 1
+        video.frames[0, 0, 0, 0] = 1
+    with pytest.raises(ValueError):
+        video.times[0] = 1
 
 
 def test_a_rewritten_file_is_decoded_again(tmp_path, barcode_video, read_barcode_fn):
     path, _ = barcode_video("v.mp4", 10)
     cache = DecodedVideoCache(2**30)
-    decode = lambda: pyav_frames(path)  # noqa: E731
-    assert len(cache.frames(path, decode)) == 10
+    decode = lambda: pyav_video(path)  # noqa: E731
+    assert len(cache.video(path, decode).frames) == 10
     barcode_video("v.mp4", 14)
     os.utime(path, ns=(1, 1))  # even within the same mtime tick the size differs; make both differ
-    frames = cache.frames(path, decode)
+    frames = cache.video(path, decode).frames
     assert [read_barcode_fn(f) for f in frames] == list(range(14))
     assert cache.misses == 2
 
@@ -90,21 +98,22 @@ def test_the_byte_budget_drops_the_least_recently_used(tmp_path):
         path = tmp_path / name
         path.write_bytes(name.encode())
         videos[name] = path
-    frames = {name: np.full((4, 8, 8, 3), i, np.uint8) for i, name in enumerate("abcd")}  # 768 bytes each
-    cache = DecodedVideoCache(3 * 768)
+    # 768 bytes of frames and 32 of times each
+    videos_of = {n: DecodedVideo(np.full((4, 8, 8, 3), i, np.uint8), np.arange(4.0)) for i, n in enumerate("abcd")}
+    cache = DecodedVideoCache(3 * 800)
     for name in "abc":
-        cache.frames(videos[name], lambda n=name: frames[n])
-    cache.frames(videos["a"], lambda: pytest.fail("a is cached"))  # a is now the most recently used
-    cache.frames(videos["d"], lambda: frames["d"])  # drops b
-    assert cache.bytes == 3 * 768 and len(cache) == 3
+        cache.video(videos[name], lambda n=name: videos_of[n])
+    cache.video(videos["a"], lambda: pytest.fail("a is cached"))  # a is now the most recently used
+    cache.video(videos["d"], lambda: videos_of["d"])  # drops b
+    assert cache.bytes == 3 * 800 and len(cache) == 3
     calls = []
-    cache.frames(videos["b"], lambda: calls.append("b") or frames["b"])
+    cache.video(videos["b"], lambda: calls.append("b") or videos_of["b"])
     assert calls == ["b"]
-    cache.resize(768)
-    assert len(cache) == 1 and cache.bytes == 768
+    cache.resize(800)
+    assert len(cache) == 1 and cache.bytes == 800
     # A video larger than the whole budget is returned and not kept.
-    big = np.zeros((8, 8, 8, 3), np.uint8)
-    assert cache.frames(videos["c"], lambda: big) is big and len(cache) == 1
+    big = DecodedVideo(np.zeros((8, 8, 8, 3), np.uint8), np.arange(8.0))
+    assert cache.video(videos["c"], lambda: big) is big and len(cache) == 1
 
 
 def test_one_cache_per_process():

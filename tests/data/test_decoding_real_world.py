@@ -1,136 +1,36 @@
 """Frame ``i`` is the ffmpeg command line's ``i``-th frame, on files made the way real data sets are.
 
 The reference is ``ffmpeg -i F -fps_mode passthrough -pix_fmt rgb24 -f rawvideo -``: its ``i``-th
-output frame is frame ``i``. The corpus: OpenCV's sample videos (Debian's ``opencv-doc``), which
-ship the problems public data sets have, and files the ffmpeg command line makes to show one
-problem each. Every requested frame (first, last, single, sorted, unsorted, repeated) and, for every
-file, every frame in order is compared with the reference.
+output frame is frame ``i``. The corpus (:mod:`vast.bench.corpus`): OpenCV's sample videos (Debian's
+``opencv-doc``), which ship the problems public data sets have, and files the ffmpeg command line
+makes to show one problem each. Every requested frame (first, last, single, sorted, unsorted,
+repeated) and, for every file, every frame in order is compared with the reference.
 """
 
-import gzip
-import shutil
-import subprocess
 from pathlib import Path
 
 import av
 import numpy as np
 import pytest
 
+from vast.bench.corpus import CORPUS, DAMAGED, EDIT_LIST, TOLERANCE, Corpus, CorpusUnavailable, frame_difference
 from vast.cli.main import main
 from vast.data.decoding import FRAME_INDEX_CACHE, PyAVDecoder, check_video
 
-OPENCV_DOC = Path("/usr/share/doc/opencv-doc")
 
-# name -> (file under OPENCV_DOC, what it shows)
-PUBLIC = {
-    "Megamind.avi": ("examples/data/Megamind.avi", "Xvid, B-frames packed two to an AVI chunk, N-VOP placeholders"),
-    "Megamind_bugy.avi": ("examples/data/Megamind_bugy.avi", "the same, re-encoded: once called 'no frames'"),
-    "tree.avi": ("examples/data/tree.avi", "Cinepak drop-frame AVI: codes 68 of the 444 frames its header counts"),
-    "vtest.avi": ("examples/data/vtest.avi", "MS-MPEG4v3 (DivX 3) AVI"),
-    # its first packet has 'a non-intra slice in an IDR NAL unit' (concealed), an edit list cuts the last
-    "box.mp4": ("opencv4/html/box.mp4.gz", "H.264 B-frames with pts equal to dts, an edit list, a damaged slice"),
-    "cup.mp4": ("opencv4/html/cup.mp4.gz", "H.264 without B-frames: the fast path"),
-}
-
-# name -> ffmpeg output options for 90 frames of a 160x120, 25 fps test pattern
-MADE = {
-    # libxvid packs B-frames DivX-style in AVI, and flags a placeholder packet as a keyframe
-    "xvid_packed.avi": ["-c:v", "libxvid", "-bf", "2", "-g", "30"],
-    "mpeg4_bframes.avi": ["-c:v", "mpeg4", "-vtag", "xvid", "-bf", "2", "-g", "30"],
-    "h264.avi": ["-c:v", "libx264", "-bf", "2", "-g", "30", "-threads", "1"],  # as NTU RGB+D ships
-    # every third frame at 25 fps: the AVI muxer writes empty chunks for the others
-    "dropframe.avi": ["-vf", r"select=not(mod(n\,3))", "-fps_mode", "passthrough", "-c:v", "mpeg4", "-g", "30"],
-    # B-frames stored in decoding order, pts = dts, and an edit list that discards two packets
-    "pts_equal_dts.mp4": ["-c:v", "libx264", "-bf", "2", "-g", "30", "-threads", "1", "-bsf:v", "setts=pts=DTS"],
-    "good.mp4": ["-c:v", "libx264", "-bf", "2", "-g", "30", "-threads", "1"],
-    "mpeg2.mpg": ["-c:v", "mpeg2video", "-bf", "2", "-g", "12"],  # MPEG-PS: not every packet has a pts
-    "h264.ts": ["-c:v", "libx264", "-bf", "3", "-g", "25", "-threads", "1"],
-}
-DAMAGED = "damaged.mp4"  # good.mp4 with one P slice's NAL type set to IDR: FFmpeg drops that frame
-# good.mp4 copied from 1.3 s: the copy starts at the keyframe before, an edit list discards 3 frames
-EDIT_LIST = "edit_list.mp4"
-
-CORPUS = [*PUBLIC, *MADE, DAMAGED, EDIT_LIST]
-# Decoded by a newer FFmpeg (PyAV's) than the command line's, MS-MPEG4 frames differ in a few pixels
-# by 1 (mean 0.001); distinct neighbouring frames differ by 0.025 or more (cup.mp4).
-TOLERANCE = 0.01
-
-
-class Corpus:
-    """The corpus files, made or copied into ``folder`` when first asked for; the reference frames
-    of each, decoded by the ffmpeg command line into a raw file read as a memory map."""
-
-    def __init__(self, folder: Path) -> None:
-        self.folder = folder
-        self.references: dict[str, np.ndarray] = {}
+class SkippingCorpus(Corpus):
+    """The corpus, with a file that cannot be made here (no ffmpeg, no opencv-doc) skipping the test."""
 
     def path(self, name: str) -> Path:
-        if shutil.which("ffmpeg") is None:
-            pytest.skip("the ffmpeg command line is the reference: apt-get install ffmpeg")
-        path = self.folder / name
-        if not path.exists():
-            if name in PUBLIC:
-                self._copy_public(name, path)
-            elif name == DAMAGED:
-                damage_one_slice(self.path("good.mp4"), path)
-            elif name == EDIT_LIST:
-                good = self.path("good.mp4")
-                command = ["ffmpeg", "-v", "error", "-ss", "1.3", "-i", str(good), "-c", "copy", str(path)]
-                subprocess.run(command, check=True, capture_output=True)
-            else:
-                self._make(name, path)
-        return path
-
-    def reference(self, name: str) -> np.ndarray:
-        if name not in self.references:
-            self.references[name] = ffmpeg_frames(self.path(name), self.folder / f"{name}.rgb")
-        return self.references[name]
-
-    def _copy_public(self, name: str, path: Path) -> None:
-        source = OPENCV_DOC / PUBLIC[name][0]
-        if not source.exists():
-            pytest.skip(f"{source} is missing: OpenCV's sample videos come with apt-get install opencv-doc")
-        with (gzip.open(source) if source.suffix == ".gz" else open(source, "rb")) as src, open(path, "wb") as dst:
-            shutil.copyfileobj(src, dst)
-
-    def _make(self, name: str, path: Path) -> None:
-        if "libxvid" in MADE[name] and "libxvid" not in _ffmpeg_encoders():
-            pytest.skip("this ffmpeg has no libxvid encoder (it packs B-frames as DivX did)")
-        pattern = ["-f", "lavfi", "-i", "testsrc=size=160x120:rate=25"]
-        command = ["ffmpeg", "-v", "error", "-y", *pattern, "-frames:v", "90", *MADE[name], str(path)]
-        subprocess.run(command, check=True, capture_output=True)
-
-
-def _ffmpeg_encoders() -> str:
-    return subprocess.run(["ffmpeg", "-hide_banner", "-encoders"], capture_output=True, text=True).stdout
-
-
-def ffmpeg_frames(path: Path, raw: Path) -> np.ndarray:
-    """Every frame the ffmpeg command line outputs, in its order, as uint8 (N, H, W, 3)."""
-    with av.open(str(path)) as container:
-        codec = container.streams.video[0].codec_context
-        height, width = codec.height, codec.width
-    command = ["ffmpeg", "-v", "quiet", "-i", str(path), "-map", "0:v:0", "-fps_mode", "passthrough"]
-    subprocess.run([*command, "-pix_fmt", "rgb24", "-f", "rawvideo", "-y", str(raw)], check=True)
-    return np.memmap(raw, dtype=np.uint8, mode="r").reshape(-1, height, width, 3)
-
-
-def damage_one_slice(good: Path, damaged: Path, number: int = 40) -> None:
-    """Copy ``good`` (H.264 in MP4) with the NAL header of the ``number``-th packet (in decoding order,
-    a P slice) turned into an IDR slice's, which FFmpeg rejects ('Invalid inter IDR frame')."""
-    data = bytearray(good.read_bytes())
-    with av.open(str(good)) as container:
-        packets = sorted((p for p in container.demux(video=0) if p.size), key=lambda p: p.dts)
-    packet = packets[number]
-    header = packet.pos + 4  # after the 4-byte NAL length of MP4's H.264
-    assert not packet.is_keyframe and data[header] & 0x1F == 1, "expected a non-IDR slice"
-    data[header] = 0x65
-    damaged.write_bytes(bytes(data))
+        try:
+            return super().path(name)
+        except CorpusUnavailable as exc:
+            pytest.skip(str(exc))
 
 
 @pytest.fixture(scope="session")
 def corpus(tmp_path_factory) -> Corpus:
-    return Corpus(tmp_path_factory.mktemp("real_world"))
+    return SkippingCorpus(tmp_path_factory.mktemp("real_world"))
 
 
 def assert_frames_are_ffmpegs(frames: np.ndarray, indices, reference: np.ndarray, name: str) -> None:
@@ -138,15 +38,11 @@ def assert_frames_are_ffmpegs(frames: np.ndarray, indices, reference: np.ndarray
     to the frames two before or after it (an identical neighbour is as close)."""
     for frame, index in zip(frames, indices):
         index = int(index)
-        gap = _difference(frame, reference[index])
+        gap = frame_difference(frame, reference[index])
         assert gap <= TOLERANCE, f"{name} frame {index}: mean difference {gap:.3f} from ffmpeg's"
         for other in range(max(index - 2, 0), min(index + 3, len(reference))):
-            closer = _difference(frame, reference[other])
+            closer = frame_difference(frame, reference[other])
             assert closer >= gap, f"{name}: asked for frame {index}, got ffmpeg's frame {other}"
-
-
-def _difference(a: np.ndarray, b: np.ndarray) -> float:
-    return float(np.abs(a.astype(np.int16) - b.astype(np.int16)).mean())
 
 
 def requests(count: int) -> list[list[int]]:

@@ -5,7 +5,8 @@ from importlib import resources
 import pytest
 import yaml
 
-from vast.engine.config import config_from_dict, load_config, recipe_names
+from vast.data.sampling import SAMPLERS
+from vast.engine.config import CHOICES, config_from_dict, load_config, recipe_names
 from vast.errors import ConfigError
 
 RECIPE = """\
@@ -96,6 +97,21 @@ def test_recipe_values_and_choices():
     assert demo.model.options["norm"] == "batchnorm"
 
 
+def test_samplers_by_time_and_by_index():
+    assert CHOICES["data.sampler"] == SAMPLERS
+    assert load_config("demo").data.fps == 0.0
+    for name in SAMPLERS:
+        assert load_config("demo", [f"data.sampler={name}"]).data.sampler == name
+    dense = load_config("demo", ["data.sampler=dense", "data.fps=15"])
+    assert dense.data.fps == 15.0
+    with pytest.raises(ConfigError, match=r"data\.fps sets the frame rate of data\.sampler=dense; tsn_frames has none"):
+        load_config("demo", ["data.sampler=tsn_frames", "data.fps=15"])
+    # A run saved before data.fps existed loads with each video's own rate.
+    saved = load_config("demo").to_dict()
+    del saved["data"]["fps"]
+    assert config_from_dict(saved).data.fps == 0.0
+
+
 def test_overrides_are_typed():
     config = load_config(
         "demo",
@@ -127,6 +143,8 @@ def test_overrides_are_typed():
         ("train.amp=fp8", "train.amp must be one of none, bf16, fp16"),
         ("train.amp=off", "YAML's reading of off/on/yes/no: quote it"),
         ("data.mean=[1, 2]", "data.mean expects 3 numbers"),
+        ("data.sampler=uniform", "^data.sampler must be one of tsn, dense, tsn_frames, dense_frames; got 'uniform'$"),
+        ("data.fps=-1", "data.fps must be 0"),
         ("optim.lr", "--set expects KEY=VALUE"),
         ("train.batch_size=0", "train.batch_size must be positive"),
         ("nonsense=1", "unknown config key 'nonsense'"),

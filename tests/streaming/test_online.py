@@ -73,9 +73,12 @@ def test_the_frame_rate_comes_from_the_dense_stride_or_every(causal_run):
     assert frame_every(config, 3) == 3
     with pytest.raises(ConfigError, match="--every must be"):
         frame_every(config, 0)
-    config.data.sampler = "tsn"
-    with pytest.raises(ConfigError, match=r"TSN segments .* give --every N"):
-        frame_every(config)
+    config.data.sampler = "dense_frames"  # the stride by frame index: the same frame rate
+    assert frame_every(config) == config.data.stride
+    for tsn in ("tsn", "tsn_frames"):
+        config.data.sampler = tsn
+        with pytest.raises(ConfigError, match=r"TSN segments .* give --every N"):
+            frame_every(config)
 
 
 def test_the_overlay_keeps_every_frame_and_draws_the_labels(causal_run, tiny_demo, tmp_path):

@@ -25,7 +25,15 @@ from vast.data.decoding import (
     open_video,
     read_image,
 )
-from vast.data.sampling import ClipSampler, DenseSampler, MultiViewSampler, TSNSampler, build_sampler
+from vast.data.sampling import (
+    ClipSampler,
+    DenseSampler,
+    MultiViewSampler,
+    TimeDenseSampler,
+    TimeTSNSampler,
+    TSNSampler,
+    build_sampler,
+)
 from vast.data.transforms import build_eval_transform, build_train_transform
 
 __all__ = [
@@ -40,6 +48,8 @@ __all__ = [
     "MultiViewSampler",
     "PyAVDecoder",
     "TSNSampler",
+    "TimeDenseSampler",
+    "TimeTSNSampler",
     "VideoBatch",
     "VideoDataset",
     "VideoDecoder",

@@ -20,14 +20,26 @@ import threading
 from collections import OrderedDict
 from collections.abc import Callable
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 
 _Key = tuple[str, int, int]
 
 
+class DecodedVideo(NamedTuple):
+    """A whole decoded video: what a clip sampler needs besides the decoder."""
+
+    frames: np.ndarray  # uint8 (T, H, W, 3)
+    times: np.ndarray  # float64 (T,): each frame's presentation time (VideoDecoder.frame_times)
+
+    @property
+    def nbytes(self) -> int:
+        return self.frames.nbytes + self.times.nbytes
+
+
 class DecodedVideoCache:
-    """Whole decoded videos, uint8 ``(T, H, W, 3)`` read-only arrays, up to ``max_bytes`` in all."""
+    """Whole decoded videos (:class:`DecodedVideo`, read-only arrays), up to ``max_bytes`` in all."""
 
     def __init__(self, max_bytes: int) -> None:
         if max_bytes < 0:
@@ -36,14 +48,15 @@ class DecodedVideoCache:
         self.bytes = 0
         self.hits = 0
         self.misses = 0
-        self._entries: OrderedDict[_Key, np.ndarray] = OrderedDict()
+        self._entries: OrderedDict[_Key, DecodedVideo] = OrderedDict()
         self._lock = threading.Lock()
 
     def __len__(self) -> int:
         return len(self._entries)
 
-    def frames(self, path: str | os.PathLike, decode: Callable[[], np.ndarray]) -> np.ndarray:
-        """Every frame of the video at ``path``: from memory, or ``decode()`` once and kept."""
+    def video(self, path: str | os.PathLike, decode: Callable[[], DecodedVideo]) -> DecodedVideo:
+        """Every frame of the video at ``path``, with their times: from memory, or ``decode()`` once
+        and kept."""
         key = _file_key(path)
         with self._lock:
             cached = self._entries.get(key)
@@ -51,12 +64,13 @@ class DecodedVideoCache:
                 self._entries.move_to_end(key)
                 self.hits += 1
                 return cached
-        frames = decode()
-        frames.flags.writeable = False  # shared by every later reader: nobody may change it in place
+        video = decode()
+        for array in video:
+            array.flags.writeable = False  # shared by every later reader: nobody may change it in place
         with self._lock:
             self.misses += 1
-            self._keep(key, frames)
-        return frames
+            self._keep(key, video)
+        return video
 
     def resize(self, max_bytes: int) -> None:
         """Change the budget, dropping the least recently used entries that no longer fit."""
@@ -69,11 +83,11 @@ class DecodedVideoCache:
             self._entries.clear()
             self.bytes = 0
 
-    def _keep(self, key: _Key, frames: np.ndarray) -> None:
-        if frames.nbytes > self.max_bytes or key in self._entries:
+    def _keep(self, key: _Key, video: DecodedVideo) -> None:
+        if video.nbytes > self.max_bytes or key in self._entries:
             return
-        self._entries[key] = frames
-        self.bytes += frames.nbytes
+        self._entries[key] = video
+        self.bytes += video.nbytes
         self._evict()
 
     def _evict(self) -> None:

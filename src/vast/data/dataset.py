@@ -35,7 +35,7 @@ from torch.utils.data import Dataset, get_worker_info
 from torchvision.transforms import v2
 
 from vast.data.annotations import Annotations
-from vast.data.cache import DecodedVideoCache
+from vast.data.cache import DecodedVideo, DecodedVideoCache
 from vast.data.decoding import DECODE_ERROR, BrokenVideoError, open_video
 from vast.data.sampling import ClipSampler
 from vast.data.transforms import ToClip, to_video
@@ -242,17 +242,18 @@ class VideoDataset(Dataset):
         """Frames of every clip: uint8 ``(num_clips, T, H, W, 3)``."""
         rng = rng if rng is not None else self._generator()
         if self.cache is not None:
-            video = self.cache.frames(path, lambda: self._decode_all(path))
-            indices = self.sampler.sample(len(video), rng)
-            return video[indices.reshape(-1)].reshape(*indices.shape, *video.shape[1:])
-        with open_video(path, threads=self.decoder_threads, fps=self.frame_folder_fps) as video:
-            indices = self.sampler.sample(video.num_frames, rng)
-            frames = video.get_frames(indices.reshape(-1))
+            cached = self.cache.video(path, lambda: self._decode_all(path))
+            indices = self.sampler.sample(len(cached.frames), rng, times=cached.times)
+            frames = cached.frames[indices.reshape(-1)]
+        else:
+            with open_video(path, threads=self.decoder_threads, fps=self.frame_folder_fps) as video:
+                indices = self.sampler.sample(video.num_frames, rng, times=video.frame_times)
+                frames = video.get_frames(indices.reshape(-1))
         return frames.reshape(*indices.shape, *frames.shape[1:])
 
-    def _decode_all(self, path: Any) -> np.ndarray:
+    def _decode_all(self, path: Any) -> DecodedVideo:
         with open_video(path, threads=self.decoder_threads, fps=self.frame_folder_fps) as video:
-            return video.get_frames(np.arange(video.num_frames))
+            return DecodedVideo(video.get_frames(np.arange(video.num_frames)), video.frame_times)
 
     def _generator(self) -> np.random.Generator | None:
         if not self.sampler.training:

@@ -119,6 +119,13 @@ class VideoDecoder(ABC):
     def fps(self) -> float:
         """Frames per second (0.0 when the file does not say)."""
 
+    @property
+    def frame_times(self) -> np.ndarray:
+        """Each frame's presentation time in seconds, float64 ``(num_frames,)``, non-decreasing, the
+        first frame at 0. Here evenly spaced at ``fps`` (30 when it is unknown); a file's own
+        timestamps where it has them (:class:`PyAVDecoder`)."""
+        return even_times(self.num_frames, self.fps)
+
     @abstractmethod
     def _decode(self, wanted: np.ndarray) -> dict[int, np.ndarray]:
         """Decode the sorted, unique, in-range frame indices ``wanted``; return what could be decoded."""
@@ -155,6 +162,12 @@ class VideoDecoder(ABC):
             f"{type(self).__name__} holds an open file and cannot be pickled; open the video inside "
             "the worker that reads it (VideoDataset does this per item)"
         )
+
+
+def even_times(num_frames: int, fps: float) -> np.ndarray:
+    """Times of ``num_frames`` frames at ``fps`` (30 when 0: a video that does not say its rate still
+    has its frames evenly spaced, and the clip samplers measure time in mean frame durations)."""
+    return np.arange(num_frames, dtype=np.float64) / (fps if fps > 0 else 30.0)
 
 
 def _fill_missing(index: np.ndarray, decoded: dict[int, np.ndarray]) -> np.ndarray:
@@ -281,6 +294,16 @@ class PyAVDecoder(VideoDecoder):
         if duration > 0 and self._stream.time_base:
             return float((len(self._pts) - 1) / (duration * self._stream.time_base))
         return 0.0
+
+    @property
+    def frame_times(self) -> np.ndarray:
+        """From the index's timestamps when they name each frame in presentation order (the index
+        holds them already: nothing is decoded); else (an AVI with B-frames, whose stamps are decoding
+        times) evenly spaced at ``fps``."""
+        stamps, time_base = self._pts, self._stream.time_base
+        if self._index.named and time_base and len(stamps) > 1 and np.all(np.diff(stamps) > 0):
+            return (stamps - stamps[0]).astype(np.float64) * float(time_base)
+        return even_times(self.num_frames, self.fps)
 
     def close(self) -> None:
         self._container.close()

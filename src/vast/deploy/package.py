@@ -7,7 +7,8 @@
   (the run's ``model.options``: with the architecture they rebuild the exact model) and
   ``pretrained_cfg``, the evaluation preprocessing: timm's ``input_size`` ((C, T, H, W) for video),
   ``crop_pct``, ``crop_mode``, ``interpolation``, ``mean`` and ``std``, and vast's ``num_frames``,
-  ``frame_sampler`` (``tsn`` or ``dense``), ``frame_stride`` and ``short_side`` (the run's ``data`` keys;
+  ``frame_sampler`` (``tsn``, ``dense``, ``tsn_frames`` or ``dense_frames``), ``frame_stride``,
+  ``frame_fps`` and ``short_side`` (the run's ``data`` keys;
   a short side of 0 means crop / 0.875 for one crop, the crop for three);
 * ``model.safetensors``: the weights (the model's, or the EMA's with ``--ema``);
 * ``README.md``: a model card: params, GMACs, the run's own evaluations, limitations and the recipe.
@@ -96,6 +97,8 @@ class PackageConfig:
             settings["sampler"] = cfg["frame_sampler"]
         if "frame_stride" in cfg:
             settings["stride"] = int(cfg["frame_stride"])
+        if "frame_fps" in cfg:
+            settings["fps"] = float(cfg["frame_fps"])
         return settings
 
 
@@ -249,6 +252,7 @@ def pretrained_cfg_for(model: nn.Module, data: Mapping[str, Any], num_classes: i
         num_frames=int(data["num_frames"]),
         frame_sampler=data["sampler"],
         frame_stride=int(data["stride"]),
+        frame_fps=float(data.get("fps", 0.0)),
         short_side=short,
         crop_pct=crop / one_crop_side,
         crop_mode="center",
@@ -352,13 +356,17 @@ def _preprocessing(cfg: Mapping[str, Any], is_image: bool) -> str:
     crop, short, frames = cfg["input_size"][-1], cfg["short_side"], cfg["num_frames"]
     if is_image:
         frames_line = "one image (a one-frame clip)"
-    elif cfg["frame_sampler"] == "tsn":
+    elif cfg["frame_sampler"] in ("tsn", "tsn_frames"):
         frames_line = f"{frames} frames per clip, TSN sampling: the centre frame of each of {frames} equal segments"
     else:
+        rate = f" at {cfg['frame_fps']:g} fps" if cfg.get("frame_fps") else ""
         frames_line = (
-            f"{frames} frames per clip, dense sampling: frames {cfg['frame_stride']} apart, "
+            f"{frames} frames per clip, dense sampling: frames {cfg['frame_stride']} apart{rate}, "
             "from the middle of the video"
         )
+    if not is_image:
+        by_index = str(cfg["frame_sampler"]).endswith("_frames")
+        frames_line += " (by frame index)" if by_index else " (even in presentation time)"
     side = (
         f"{short} px"
         if short

@@ -39,8 +39,9 @@ class DataConfig:
     format: str = "auto"
     split: int = 0  # ucf101 / hmdb51: the official split, 1, 2 or 3 (0: unset; a UCF101 list names its own)
     num_frames: int = 8
-    sampler: str = "tsn"  # tsn | dense
+    sampler: str = "tsn"  # tsn | dense: even in presentation time; tsn_frames | dense_frames: in frame index
     stride: int = 4  # dense sampling: frames between sampled frames
+    fps: float = 0.0  # dense (time) sampling: frame rate stride counts frames at (0: each video's own)
     short_side: int = 256  # evaluation: resize the short side to this before cropping (0: crop / 0.875)
     crop_size: int = 224
     train_short_side: tuple[int, int] | None = None  # training scale jitter: short side in [a, b]
@@ -115,7 +116,7 @@ class RunConfig:
 
 
 CHOICES = {
-    "data.sampler": ("tsn", "dense"),
+    "data.sampler": ("tsn", "dense", "tsn_frames", "dense_frames"),  # vast.data.sampling.SAMPLERS
     "data.on_error": ("skip", "raise"),
     "optim.name": ("adamw", "sgd"),
     "train.amp": ("none", "bf16", "fp16", "auto"),
@@ -219,6 +220,12 @@ def validate(config: RunConfig) -> None:
         raise ConfigError(f"optim.lr must be positive; got {config.optim.lr}")
     if config.data.split not in (0, 1, 2, 3):
         raise ConfigError(f"data.split must be 1, 2 or 3 (the official splits), or 0 (unset); got {config.data.split}")
+    if not config.data.fps >= 0:
+        raise ConfigError(f"data.fps must be 0 (each video's own frame rate) or positive; got {config.data.fps}")
+    if config.data.fps and config.data.sampler != "dense":
+        raise ConfigError(
+            f"data.fps sets the frame rate of data.sampler=dense; {config.data.sampler} has none: set data.fps=0"
+        )
     if config.data.cache_mb < 0:
         raise ConfigError(f"data.cache_mb must be 0 (off) or positive; got {config.data.cache_mb}")
     if config.data.cache_mb and config.data.num_workers:

@@ -77,7 +77,7 @@ def build_train_dataset(data: DataConfig, seed: int, annotations: Annotations | 
         mean=data.mean,
         std=data.std,
     )
-    sampler = build_sampler(data.sampler, data.num_frames, data.stride, training=True)
+    sampler = build_sampler(data.sampler, data.num_frames, data.stride, training=True, fps=data.fps)
     cache = shared_cache(data.cache_mb)
     dataset = VideoDataset(annotations, sampler, transform, on_error=data.on_error, cache=cache)
     return EpochSeededDataset(dataset, seed)
@@ -93,7 +93,9 @@ def build_eval_dataset(
     transform = build_eval_transform(
         data.crop_size, short_side=data.short_side or None, num_crops=crops, mean=data.mean, std=data.std
     )
-    sampler = build_sampler(data.sampler, data.num_frames, data.stride, training=False, num_clips=clips)
+    sampler = build_sampler(
+        data.sampler, data.num_frames, data.stride, training=False, num_clips=clips, fps=data.fps
+    )
     # Evaluation never raises on a broken video: it is counted as missing and reported.
     return VideoDataset(
         annotations,

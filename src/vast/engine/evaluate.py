@@ -20,6 +20,7 @@ from tqdm import tqdm
 
 from vast.data.annotations import Annotations, VideoRecord, load_annotations
 from vast.data.dataset import BrokenVideoLog
+from vast.data.sampling import TSN_SAMPLERS
 from vast.deploy import package
 from vast.engine import reporting
 from vast.engine.checkpoint import load_checkpoint
@@ -50,9 +51,13 @@ def describe_protocol(config: RunConfig, clips: int, crops: int) -> str:
     crop_words = "centre crop" if crops == 1 else "3 crops along the long side"
     sampling = (
         f"TSN sampling of {data.num_frames} segments"
-        if data.sampler == "tsn"
+        if data.sampler in TSN_SAMPLERS
         else f"dense clips of {data.num_frames} frames at stride {data.stride}"
     )
+    if data.sampler.endswith("_frames"):
+        sampling += ", by frame index"
+    elif data.fps:
+        sampling += f" at {data.fps:g} fps"
     views = "view" if clips * crops == 1 else "views"
     return (
         f"{clips} clip{'s' if clips > 1 else ''} x {crops} crop{'s' if crops > 1 else ''} = {clips * crops} {views} "

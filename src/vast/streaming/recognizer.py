@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 import torch
 
+from vast.data.sampling import DENSE_SAMPLERS
 from vast.data.transforms import build_eval_transform, to_video
 from vast.engine.config import RunConfig
 from vast.engine.evaluate import LoadedRun
@@ -32,12 +33,13 @@ class StreamUpdate:
 
 def frame_every(config: RunConfig, every: int | None = None) -> int:
     """Take every N-th source frame: ``every`` if given, else the run's dense sampling stride (the frame
-    rate the model was trained at)."""
+    rate the model was trained at, for ``dense`` and ``dense_frames`` alike, when the source runs at the
+    training videos' rate; at ``data.fps``, when the run set one)."""
     if every is not None:
         if every < 1:
             raise ConfigError(f"--every must be a whole number >= 1, got {every}")
         return every
-    if config.data.sampler == "dense":
+    if config.data.sampler in DENSE_SAMPLERS:
         return config.data.stride
     raise ConfigError(
         f"this model was trained on TSN segments (data.sampler={config.data.sampler}), whose frame spacing "
