@@ -83,6 +83,14 @@ def build_train_dataset(data: DataConfig, seed: int, annotations: Annotations | 
     return EpochSeededDataset(dataset, seed)
 
 
+def eval_transform(data: DataConfig, crops: int = 1) -> Any:
+    """The run's evaluation transform (resize the short side, ``crops`` crops, normalise), shared by
+    evaluation, streaming and early recognition so that they see clips alike."""
+    return build_eval_transform(
+        data.crop_size, short_side=data.short_side or None, num_crops=crops, mean=data.mean, std=data.std
+    )
+
+
 def build_eval_dataset(
     data: DataConfig, annotations: Annotations | None = None, clips: int = 1, crops: int = 1
 ) -> VideoDataset:
@@ -90,9 +98,7 @@ def build_eval_dataset(
     if crops not in (1, 3):
         raise ConfigError(f"test crops must be 1 or 3 (centre, or three crops along the long side); got {crops}")
     annotations = annotations or read_annotations(data, "val")
-    transform = build_eval_transform(
-        data.crop_size, short_side=data.short_side or None, num_crops=crops, mean=data.mean, std=data.std
-    )
+    transform = eval_transform(data, crops)
     sampler = build_sampler(
         data.sampler, data.num_frames, data.stride, training=False, num_clips=clips, fps=data.fps
     )

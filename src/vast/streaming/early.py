@@ -20,7 +20,8 @@ from tqdm import tqdm
 
 from vast.data.annotations import Annotations
 from vast.data.decoding import BrokenVideoError, open_video
-from vast.data.transforms import build_eval_transform, to_video
+from vast.data.transforms import to_video
+from vast.engine.data import eval_transform
 from vast.engine.evaluate import LoadedRun
 from vast.errors import ConfigError
 from vast.models.affine_shift import AffineShiftTransformer
@@ -62,7 +63,7 @@ def early_recognition(
     if not isinstance(model, AffineShiftTransformer) or not model.video:
         raise ConfigError(f"early recognition takes a VAST video model; {run.config.model.name} is not one")
     data = run.config.data
-    transform = build_eval_transform(data.crop_size, short_side=data.short_side or None, mean=data.mean, std=data.std)
+    transform = eval_transform(data)
     stream = _streaming_or_none(model)
     device = next(model.parameters()).device
     hits, videos, missing = np.zeros(len(fractions)), 0, 0

@@ -8,8 +8,9 @@ from dataclasses import dataclass
 import torch
 
 from vast.data.sampling import DENSE_SAMPLERS
-from vast.data.transforms import build_eval_transform, to_video
+from vast.data.transforms import to_video
 from vast.engine.config import RunConfig
+from vast.engine.data import eval_transform
 from vast.engine.evaluate import LoadedRun
 from vast.errors import ConfigError
 from vast.streaming.classifier import StreamingClassifier
@@ -53,11 +54,8 @@ class OnlineRecognizer:
     model step (every ``every * t_patch`` source frames), else ``None``."""
 
     def __init__(self, run: LoadedRun, every: int, window: int | None = None) -> None:
-        data = run.config.data
         self.classifier = StreamingClassifier(run.model, window=window)
-        self.transform = build_eval_transform(
-            data.crop_size, short_side=data.short_side or None, num_crops=1, mean=data.mean, std=data.std
-        )
+        self.transform = eval_transform(run.config.data)
         self.every = every
         self.device = next(run.model.parameters()).device
         self._pending: list[torch.Tensor] = []
