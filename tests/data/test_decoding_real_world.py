@@ -15,6 +15,7 @@ import pytest
 
 from vast.bench.corpus import CORPUS, DAMAGED, EDIT_LIST, TOLERANCE, Corpus, CorpusUnavailable, frame_difference
 from vast.cli.main import main
+from vast.data import decoding
 from vast.data.decoding import FRAME_INDEX_CACHE, PyAVDecoder, check_video
 
 
@@ -66,12 +67,12 @@ def requests(count: int) -> list[list[int]]:
 @pytest.mark.parametrize("name", CORPUS)
 def test_requested_frames_are_ffmpegs(corpus, name):
     path, reference = corpus.path(name), corpus.reference(name)
-    with PyAVDecoder(path, exact=name == DAMAGED) as video:
+    with PyAVDecoder(path) as video:
         assert video.num_frames == len(reference)
         for wanted in requests(len(reference)):
             assert_frames_are_ffmpegs(video.get_frames(wanted), wanted, reference, name)
     for wanted in requests(len(reference))[:5]:  # each in a decoder of its own, as a data set opens them
-        with PyAVDecoder(path, exact=name == DAMAGED) as video:
+        with PyAVDecoder(path) as video:
             assert_frames_are_ffmpegs(video.get_frames(wanted), wanted, reference, name)
 
 
@@ -79,7 +80,7 @@ def test_requested_frames_are_ffmpegs(corpus, name):
 @pytest.mark.parametrize("name", CORPUS)
 def test_every_frame_in_order_is_ffmpegs(corpus, name):
     path, reference = corpus.path(name), corpus.reference(name)
-    with PyAVDecoder(path, exact=name == DAMAGED) as video:
+    with PyAVDecoder(path) as video:
         for start in range(0, len(reference), 16):
             wanted = list(range(start, min(start + 16, len(reference))))
             assert_frames_are_ffmpegs(video.get_frames(wanted), wanted, reference, name)
@@ -127,9 +128,24 @@ def test_drop_frame_avi_has_fewer_frames_than_its_header_counts(corpus):
         assert video.num_frames == len(corpus.reference("dropframe.avi")) < header
 
 
-def test_a_damaged_packet_once_decoded_renumbers_the_frames_as_ffmpeg(corpus):
+def test_a_damaged_packet_is_found_on_opening(corpus):
     path, reference = corpus.path(DAMAGED), corpus.reference(DAMAGED)
-    assert len(reference) == 89  # of 90 packets
+    assert len(reference) == 89  # of 90 packets: the decoder rejects the P slice marked IDR
+    with PyAVDecoder(path) as video:
+        assert video.num_frames == 89 and video._index.by_decoding
+        wanted = [45, 50, 88]  # past the damaged packet, without decoding it
+        assert_frames_are_ffmpegs(video.get_frames(wanted), wanted, reference, DAMAGED)
+
+
+def test_damage_first_seen_while_decoding_renumbers_the_frames_as_ffmpeg(corpus, monkeypatch):
+    """Damage that only decoding shows (the opening check passes it): once a request decodes the
+    packet, the file is indexed by decoding and frames are numbered as ffmpeg's from then on."""
+    demux_index = decoding._demux_index
+    monkeypatch.setattr(
+        decoding, "_demux_index", lambda *args: [p._replace(damaged=False) for p in demux_index(*args)]
+    )
+    path, reference = corpus.path(DAMAGED), corpus.reference(DAMAGED)
+    FRAME_INDEX_CACHE.clear()
     with PyAVDecoder(path) as video:
         assert video.num_frames == 90  # its timestamps count the damaged packet
         wanted = [35, 45, 50]  # decodes packet 40: the file is then indexed by decoding
@@ -137,6 +153,7 @@ def test_a_damaged_packet_once_decoded_renumbers_the_frames_as_ffmpeg(corpus):
         assert video.num_frames == 89
         for wanted in requests(89):
             assert_frames_are_ffmpegs(video.get_frames(wanted), wanted, reference, DAMAGED)
+    FRAME_INDEX_CACHE.clear()
 
 
 def test_vast_data_check_warns_about_damage_and_exits_0(corpus, capsys):

@@ -247,17 +247,18 @@ class PyAVDecoder(VideoDecoder):
             DataLoader workers; N > 1 uses FFmpeg frame and slice threading with N threads; 0 lets
             FFmpeg pick one per core.
         exact: index every file by decoding it once, also one whose timestamps are trusted: frame
-            ``i`` is then the command line's ``i``-th frame even in an MP4 with a damaged packet
-            that no request has decoded yet (see below). Slower to open.
+            ``i`` is then the command line's ``i``-th frame even in an MP4 with damage that only
+            decoding shows, before a request has decoded it (see below). Slower to open.
 
     Frame ``i`` is the ``i``-th frame that FFmpeg's decoder outputs (as the ``ffmpeg`` command line
     with ``-fps_mode passthrough`` numbers them). Files whose container stores every frame's
     presentation timestamp (MP4, MOV, Matroska, WebM) are indexed from their packets alone; any
     other file (AVI, MPEG, ...) or one whose timestamps cannot be trusted is decoded once on
     opening to learn which frames the decoder outputs, in which order (see :func:`_trusts_timestamps`).
-    A packet that does not decode in a file indexed by timestamps shows that they miscount its
+    A packet the decoder rejects on its headers is found on opening (:func:`_demux_index`); one that
+    fails only in full decoding shows, when a request meets it, that the timestamps miscount the
     frames: the decoder then indexes the file by decoding it, and frames are numbered as FFmpeg
-    outputs them from that request on (a damaged packet no request decodes is not seen: ``exact``).
+    outputs them from that request on (before it: ``exact``).
 
     ``num_decoded`` counts the frames decoded so far (to check that seeking avoids decoding all).
     """
@@ -550,16 +551,31 @@ class _PacketInfo(NamedTuple):
     pts: int | None
     dts: int | None
     key: bool
-    damaged: bool  # flagged corrupt, or to be discarded (an MP4 edit list cuts it)
+    damaged: bool  # flagged corrupt, to be discarded (an MP4 edit list cuts it), or rejected by the decoder
 
 
 def _demux_index(container: av.container.InputContainer, stream: av.VideoStream, path: Path) -> list[_PacketInfo]:
-    """Timestamps and flags of every packet that carries data, without decoding (fast)."""
-    return [
-        _PacketInfo(packet.pts, packet.dts, packet.is_keyframe, packet.is_corrupt or packet.is_discard)
-        for packet in _demux(container, stream, path)
-        if packet.size  # flush packets at the end of the stream carry no frame
-    ]
+    """Timestamps and flags of every packet that carries data, without reconstructing a picture.
+
+    Each packet also goes through the decoder with every picture skipped (``skip_frame=ALL``: the
+    decoder parses headers only, a few percent on top of demuxing). A packet the decoder rejects
+    even so is one FFmpeg drops, so the timestamps would count a frame that never comes out (an
+    H.264 P slice in an IDR unit): it is marked damaged, and the file is indexed by decoding.
+    """
+    codec = stream.codec_context
+    codec.skip_frame = "ALL"
+    infos: list[_PacketInfo] = []
+    try:
+        for packet in _demux(container, stream, path):
+            rejected = _decode_packet(packet, path) is None
+            if packet.size:  # flush packets at the end of the stream carry no frame
+                damaged = packet.is_corrupt or packet.is_discard or rejected
+                infos.append(_PacketInfo(packet.pts, packet.dts, packet.is_keyframe, damaged))
+            elif rejected and infos:  # a threaded decoder reports an error when it drains
+                infos[-1] = infos[-1]._replace(damaged=True)
+    finally:
+        codec.skip_frame = "DEFAULT"  # the next seek flushes what this pass left in the decoder
+    return infos
 
 
 # Containers that store each frame's presentation timestamp (AVI stores none; MPEG streams not all).
