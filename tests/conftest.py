@@ -1,3 +1,5 @@
+import os
+
 import pytest
 import torch
 
@@ -5,6 +7,19 @@ from vast.data.moving_digits import make_moving_digits
 from vast.engine.config import load_config
 from vast.engine.train import train
 from vast.models.affine_shift import ChannelsLastBatchNorm, DynamicAffine, StaticAffine
+
+
+@pytest.fixture(autouse=True, scope="session")
+def private_vast_cache(tmp_path_factory):
+    """Frame indexes go to a folder of this test session, never to the user's ~/.cache/vast
+    (the environment variable reaches DataLoader workers and subprocesses too)."""
+    previous = os.environ.get("VAST_CACHE_DIR")
+    os.environ["VAST_CACHE_DIR"] = str(tmp_path_factory.mktemp("vast-cache"))
+    yield
+    if previous is None:
+        os.environ.pop("VAST_CACHE_DIR", None)
+    else:
+        os.environ["VAST_CACHE_DIR"] = previous
 
 
 @pytest.fixture(scope="session")

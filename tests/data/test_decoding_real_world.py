@@ -105,14 +105,18 @@ def test_timestamped_mp4_keeps_the_packet_index_and_avi_is_indexed_by_decoding(c
 
 
 @pytest.mark.parametrize("name", ["h264.avi", "xvid_packed.avi"])
-def test_frames_read_through_a_cached_index_are_ffmpegs(corpus, name, monkeypatch):
+@pytest.mark.parametrize("kept", ["in memory", "on disk"])
+def test_frames_read_through_a_kept_index_are_ffmpegs(corpus, name, kept, tmp_path, monkeypatch):
     path, reference = corpus.path(name), corpus.reference(name)
     builds = []
     decode_index = PyAVDecoder._decode_index
     monkeypatch.setattr(PyAVDecoder, "_decode_index", lambda self: builds.append(1) or decode_index(self))
+    monkeypatch.setenv("VAST_CACHE_DIR", str(tmp_path))
     FRAME_INDEX_CACHE.clear()
     PyAVDecoder(path).close()  # builds the index and keeps it
     for wanted in requests(len(reference)):
+        if kept == "on disk":
+            FRAME_INDEX_CACHE.clear()  # as in a new process
         with PyAVDecoder(path) as video:
             assert video.num_frames == len(reference)
             assert_frames_are_ffmpegs(video.get_frames(wanted), wanted, reference, name)
@@ -145,6 +149,7 @@ def test_damage_first_seen_while_decoding_renumbers_the_frames_as_ffmpeg(corpus,
         decoding, "_demux_index", lambda *args: [p._replace(damaged=False) for p in demux_index(*args)]
     )
     path, reference = corpus.path(DAMAGED), corpus.reference(DAMAGED)
+    monkeypatch.setenv("VAST_CACHE_DIR", "")  # no index kept from an earlier test
     FRAME_INDEX_CACHE.clear()
     with PyAVDecoder(path) as video:
         assert video.num_frames == 90  # its timestamps count the damaged packet

@@ -7,9 +7,10 @@ Two backends behind one ABC, :class:`VideoDecoder`:
   it demuxes the video stream once, without decoding, to count the frames and find the keyframes
   (so the frame count never depends on the container header, which WebM leaves empty and truncated
   files get wrong); a file whose container does not store every frame's pts (AVI) or whose pts do
-  not give the output order is decoded once instead. :meth:`~VideoDecoder.get_frames` then seeks to
-  the keyframe at or before each run of wanted frames and decodes forward from there, never the
-  whole video.
+  not give the output order is decoded once instead, and that index is kept in memory and on disk
+  (:mod:`vast.data.frame_index`), so the next opening, in any process, reads it.
+  :meth:`~VideoDecoder.get_frames` then seeks to the keyframe at or before each run of wanted frames
+  and decodes forward from there, never the whole video.
 - :class:`FrameFolderDecoder` reads a folder of images (``img_00001.jpg``, ...).
 - :class:`ImageDecoder` reads one image file (``.jpg``, ``.png``, ...) as a one-frame video, so image
   data sets (ImageNet) go through the same sampler, transforms and collate as videos.
@@ -36,7 +37,6 @@ import multiprocessing
 import os
 import re
 from abc import ABC, abstractmethod
-from collections import OrderedDict
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import NamedTuple
@@ -48,6 +48,7 @@ import torch
 from av.video.reformatter import VideoReformatter
 from tqdm import tqdm
 
+from vast.data.frame_index import FRAME_INDEX_CACHE, FrameIndex, FrameIndexCache
 from vast.errors import DataError
 
 logger = logging.getLogger(__name__)
@@ -181,63 +182,6 @@ def _fill_missing(index: np.ndarray, decoded: dict[int, np.ndarray]) -> np.ndarr
     return np.stack([decoded[int(i)] for i in chosen])
 
 
-class _FrameIndex(NamedTuple):
-    """Where each frame of a file is, frame ``i`` being FFmpeg's ``i``-th decoded output frame."""
-
-    stamps: np.ndarray  # int64 (N,): the timestamp that names frame i (its packet's pts)
-    keyframes: np.ndarray  # sorted frame indices where decoding can start after a seek; [0, ...]
-    seek_stamps: np.ndarray  # per keyframe: the timestamp to seek to
-    by_decoding: bool  # built by decoding the file once (its container's timestamps did not say)
-    named: bool  # every frame has a stamp of its own; else frames are counted from the start
-
-
-class FrameIndexCache:
-    """The indexes by decoding of the files last opened in this process, so that opening a file
-    again (a data set opens a decoder per clip) does not decode it whole again.
-
-    Holds only the index (a few small arrays per file), keyed by the file's resolved path, size,
-    ``st_mtime_ns`` and video stream: a file that was rewritten is indexed again. At most
-    ``max_entries`` files; the least recently used is dropped first. ``max_entries=0`` disables it.
-    Each process (each DataLoader worker) has its own: :data:`FRAME_INDEX_CACHE`.
-    """
-
-    def __init__(self, max_entries: int = 1024) -> None:
-        self.max_entries = max_entries
-        self._entries: OrderedDict[tuple, _FrameIndex] = OrderedDict()
-
-    def __len__(self) -> int:
-        return len(self._entries)
-
-    def clear(self) -> None:
-        self._entries.clear()
-
-    @staticmethod
-    def key(path: Path, stream_index: int) -> tuple:
-        stat = path.stat()
-        return (str(path.resolve()), stat.st_size, stat.st_mtime_ns, stream_index)
-
-    def get(self, key: tuple) -> _FrameIndex | None:
-        index = self._entries.get(key)
-        if index is not None:
-            self._entries.move_to_end(key)
-        return index
-
-    def put(self, key: tuple, index: _FrameIndex) -> None:
-        if self.max_entries <= 0:
-            return
-        for array in (index.stamps, index.keyframes, index.seek_stamps):
-            array.flags.writeable = False  # shared by every decoder of the file
-        self._entries[key] = index
-        self._entries.move_to_end(key)
-        while len(self._entries) > self.max_entries:
-            self._entries.popitem(last=False)
-
-
-# This process's cache of indexes by decoding; FRAME_INDEX_CACHE.clear() empties it,
-# FRAME_INDEX_CACHE.max_entries = 0 turns it off.
-FRAME_INDEX_CACHE = FrameIndexCache()
-
-
 class PyAVDecoder(VideoDecoder):
     """Decoder for video files through PyAV (FFmpeg).
 
@@ -317,23 +261,27 @@ class PyAVDecoder(VideoDecoder):
             codec.thread_type = "AUTO"
             codec.thread_count = max(self.threads, 0)
 
-    def _use_index(self, index: _FrameIndex) -> None:
+    def _use_index(self, index: FrameIndex) -> None:
         self._index = index
         self._pts = index.stamps
         self._pts_to_index = {int(p): i for i, p in enumerate(self._pts)} if index.named else {}
 
-    def _build_index(self) -> _FrameIndex:
+    def _build_index(self) -> FrameIndex:
+        """From the packets when the container stores timestamps that can be trusted (found by
+        demuxing); else by decoding, or the index by decoding kept from an earlier opening."""
+        if self.exact or not _stores_timestamps(self._container):
+            return self._index_by_decoding()
         packets = _demux_index(self._container, self._stream, self.path)
         if not packets:
             raise BrokenVideoError(self.path, NO_FRAMES, "the video stream has no frames")
-        if not self.exact and _trusts_timestamps(self._container, self._stream, packets):
+        if _trusts_timestamps(self._stream, packets):
             return _index_from_packets(packets)
         logger.debug("%s: the container's timestamps do not say the frame order, decoding once", self.path)
         return self._index_by_decoding()
 
-    def _index_by_decoding(self) -> _FrameIndex:
-        """The file's index by decoding: from :data:`FRAME_INDEX_CACHE` when this process has built
-        it for the file as it is now, else built (and kept there)."""
+    def _index_by_decoding(self) -> FrameIndex:
+        """The file's index by decoding: from :data:`FRAME_INDEX_CACHE` when it keeps one for the file
+        as it is now (in this process's memory or on disk), else built (and kept there)."""
         key = FrameIndexCache.key(self.path, self._stream.index)
         index = FRAME_INDEX_CACHE.get(key)
         if index is None:
@@ -341,7 +289,7 @@ class PyAVDecoder(VideoDecoder):
             FRAME_INDEX_CACHE.put(key, index)
         return index
 
-    def _decode_index(self) -> _FrameIndex:
+    def _decode_index(self) -> FrameIndex:
         """Decode the file once, through a container of its own, and name each output frame."""
         with _open_container(self.path) as container:
             stream = container.streams[self._stream.index]
@@ -582,18 +530,19 @@ def _demux_index(container: av.container.InputContainer, stream: av.VideoStream,
 _TIMESTAMPED_FORMATS = {"mov", "mp4", "matroska", "webm"}
 
 
-def _trusts_timestamps(
-    container: av.container.InputContainer, stream: av.VideoStream, packets: list[_PacketInfo]
-) -> bool:
-    """Whether sorting the packets' pts gives the frames in the decoder's output order, one each.
+def _stores_timestamps(container: av.container.InputContainer) -> bool:
+    """Whether the container stores each frame's presentation timestamp (MP4/MOV, Matroska/WebM)."""
+    return bool(_TIMESTAMPED_FORMATS & set(container.format.name.split(",")))
 
-    True for MP4/MOV/Matroska/WebM files whose packets all carry distinct pts, none flagged
-    corrupt or discarded, and whose pts differ from their dts somewhere when the codec reorders
-    frames (an MP4 without composition offsets, pts equal to dts, stores B-frames in decoding
-    order: ``box.mp4``).
+
+def _trusts_timestamps(stream: av.VideoStream, packets: list[_PacketInfo]) -> bool:
+    """Whether sorting the packets' pts gives the frames in the decoder's output order, one each
+    (in a container that stores them, :func:`_stores_timestamps`).
+
+    True when the packets all carry distinct pts, none is flagged corrupt, discarded or rejected,
+    and their pts differ from their dts somewhere when the codec reorders frames (an MP4 without
+    composition offsets, pts equal to dts, stores B-frames in decoding order: ``box.mp4``).
     """
-    if not _TIMESTAMPED_FORMATS & set(container.format.name.split(",")):
-        return False
     pts = [p.pts for p in packets]
     if None in pts or len(set(pts)) < len(pts) or any(p.damaged for p in packets):
         return False
@@ -601,30 +550,30 @@ def _trusts_timestamps(
     return not reorders or any(p.pts != p.dts for p in packets)
 
 
-def _index_from_packets(packets: list[_PacketInfo]) -> _FrameIndex:
+def _index_from_packets(packets: list[_PacketInfo]) -> FrameIndex:
     """Frames in pts order, one per packet; seek to a keyframe by its pts."""
     order = np.argsort([p.pts for p in packets], kind="stable")
     stamps = np.asarray([p.pts for p in packets], dtype=np.int64)[order]
     keyframes = np.flatnonzero(np.asarray([p.key for p in packets], dtype=bool)[order])
     if keyframes.size == 0 or keyframes[0] != 0:
         keyframes = np.concatenate([[0], keyframes])  # decoding from the start always works
-    return _FrameIndex(stamps, keyframes, stamps[keyframes], by_decoding=False, named=True)
+    return FrameIndex(stamps, keyframes, stamps[keyframes], by_decoding=False, named=True)
 
 
 def _index_from_frames(
     stamps: list[int | None], key_frames: list[bool], key_packets: dict[int | None, int]
-) -> _FrameIndex:
+) -> FrameIndex:
     """Frames in the order the decoder output them. Decoding may start after a seek at a key frame
     named by a keyframe packet's stamp (not at a keyframe-flagged placeholder packet, which codes
     no picture); when stamps are missing or repeat, only at the start, counting frames from there."""
     named = None not in stamps and len(set(stamps)) == len(stamps)
     if not named:
         start = np.zeros(1, dtype=np.int64)
-        return _FrameIndex(np.arange(len(stamps), dtype=np.int64), start, start, True, False)
+        return FrameIndex(np.arange(len(stamps), dtype=np.int64), start, start, True, False)
     entries = [i for i, (s, key) in enumerate(zip(stamps, key_frames)) if key and s in key_packets]
     keyframes = np.asarray(sorted({0, *entries}), dtype=np.int64)
     seek_stamps = np.asarray([key_packets.get(stamps[i], stamps[i]) for i in keyframes], dtype=np.int64)
-    return _FrameIndex(np.asarray(stamps, dtype=np.int64), keyframes, seek_stamps, True, True)
+    return FrameIndex(np.asarray(stamps, dtype=np.int64), keyframes, seek_stamps, True, True)
 
 
 def to_rgb(reformatter: VideoReformatter, frame: av.VideoFrame, threads: int = 1) -> np.ndarray:
