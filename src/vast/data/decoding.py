@@ -215,6 +215,7 @@ class PyAVDecoder(VideoDecoder):
         self._damaged = False  # a packet did not decode
         self._reformatter = VideoReformatter()  # keeps its conversion context from frame to frame
         self._container = _open_container(self.path)
+        self._at_start = True  # nothing read from the container yet: decoding from the start needs no reopening
         try:
             self._stream = _video_stream(self._container, self.path)
             self._configure_threads(self._stream)
@@ -267,22 +268,28 @@ class PyAVDecoder(VideoDecoder):
         self._pts_to_index = {int(p): i for i, p in enumerate(self._pts)} if index.named else {}
 
     def _build_index(self) -> FrameIndex:
-        """From the packets when the container stores timestamps that can be trusted (found by
-        demuxing); else by decoding, or the index by decoding kept from an earlier opening."""
+        """The index by decoding kept from an earlier opening (:data:`FRAME_INDEX_CACHE`: the file is
+        then neither demuxed nor decoded here); else from the packets when the container stores
+        timestamps that can be trusted (found by demuxing); else built by decoding."""
+        key = FrameIndexCache.key(self.path, self._stream.index)
+        kept = FRAME_INDEX_CACHE.get(key)
+        if kept is not None:
+            return kept
         if self.exact or not _stores_timestamps(self._container):
-            return self._index_by_decoding()
+            return self._index_by_decoding(key)
         packets = _demux_index(self._container, self._stream, self.path)
+        self._at_start = False
         if not packets:
             raise BrokenVideoError(self.path, NO_FRAMES, "the video stream has no frames")
         if _trusts_timestamps(self._stream, packets):
             return _index_from_packets(packets)
         logger.debug("%s: the container's timestamps do not say the frame order, decoding once", self.path)
-        return self._index_by_decoding()
+        return self._index_by_decoding(key)
 
-    def _index_by_decoding(self) -> FrameIndex:
+    def _index_by_decoding(self, key: tuple | None = None) -> FrameIndex:
         """The file's index by decoding: from :data:`FRAME_INDEX_CACHE` when it keeps one for the file
         as it is now (in this process's memory or on disk), else built (and kept there)."""
-        key = FrameIndexCache.key(self.path, self._stream.index)
+        key = key or FrameIndexCache.key(self.path, self._stream.index)
         index = FRAME_INDEX_CACHE.get(key)
         if index is None:
             index = self._decode_index()
@@ -380,10 +387,16 @@ class PyAVDecoder(VideoDecoder):
             yield from self._frames_after(self._restart(), -1)
 
     def _seek(self, pts: int) -> None:
+        self._at_start = False
         self._container.seek(pts, stream=self._stream, backward=True, any_frame=False)
 
     def _restart(self) -> av.container.InputContainer:
-        """The container at the start of the file, with a fresh decoder."""
+        """The container at the start of the file, with a fresh decoder (the one opened with the
+        decoder while nothing has been read from it: an AVI whose index is kept is never demuxed
+        on opening)."""
+        if self._at_start:
+            self._at_start = False
+            return self._container
         self._container.close()
         self._container = _open_container(self.path)
         self._stream = _video_stream(self._container, self.path)
