@@ -1,19 +1,24 @@
 """Clips per second for 8-frame TSN clips, a new PyAVDecoder per clip (as a data set opens them), on
-a 10 s 320x240 video encoded by the ffmpeg command line as Xvid AVI and H.264 AVI: this branch with
-its FrameIndexCache, without it (max_entries=0), and main's decoder (``git show main:...``).
+a 10 s 320x240 video encoded by the ffmpeg command line as Xvid AVI and H.264 AVI, files indexed by
+decoding: this tree's decoder with the index kept nowhere (a data set's first epoch), kept on disk
+only (later epochs: the process's memory no longer holds it), kept in memory, and the decoder of a
+git revision (``git show REV:...``; default ee831f1, the decoder before frame-exact indexing).
 
-    PYTHONPATH=src python benchmarks/frame_index_cache.py [folder]
+    PYTHONPATH=src python benchmarks/frame_index_cache.py [folder] [revision]
 """
 
 import importlib.util
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
+import torch
 
-from vast.data import decoding
+from vast.bench.machine import machine_info
+from vast.data.decoding import FRAME_INDEX_CACHE, PyAVDecoder
 from vast.data.sampling import TSNSampler
 
 ENCODINGS = {
@@ -32,58 +37,70 @@ def make(folder: Path, name: str) -> Path:
     return path
 
 
-def main_decoding(folder: Path):
+def revision_decoder(folder: Path, revision: str):
     source = subprocess.run(
-        ["git", "show", "main:src/vast/data/decoding.py"], capture_output=True, text=True, check=True
+        ["git", "show", f"{revision}:src/vast/data/decoding.py"], capture_output=True, text=True, check=True
     )
-    file = folder / "main_decoding.py"
+    file = folder / f"decoding_{revision}.py"
     file.write_text(source.stdout)
-    spec = importlib.util.spec_from_file_location("main_decoding", file)
+    spec = importlib.util.spec_from_file_location(file.stem, file)
     module = importlib.util.module_from_spec(spec)
+    sys.modules[file.stem] = module
     spec.loader.exec_module(module)
     return module.PyAVDecoder
 
 
-def clips(decoder_class, path: Path, rng: np.random.Generator, count: int) -> tuple[float, list[float]]:
+def kept(memory: bool, store: Path | None):
+    """This tree's decoder with the index kept in memory (or not) and on disk in ``store`` (or not)."""
+
+    def open_video(path: Path) -> PyAVDecoder:
+        if not memory:
+            FRAME_INDEX_CACHE.clear()
+        FRAME_INDEX_CACHE.folder = store
+        return PyAVDecoder(path)
+
+    return open_video
+
+
+def clips(opener, path: Path, rng: np.random.Generator, count: int) -> tuple[float, list[float]]:
     """(wall seconds, CPU seconds per clip) for ``count`` clips."""
     sampler = TSNSampler(8, training=True)
     cpu = []
     start = time.perf_counter()
     for _ in range(count):
         began = time.process_time()
-        with decoder_class(path) as video:
-            video.get_frames(sampler.sample(video.num_frames, rng))
+        with opener(path) as video:
+            video.get_frames(sampler.sample(video.num_frames, rng)[0])
         cpu.append(time.process_time() - began)
     return time.perf_counter() - start, cpu
 
 
 def run() -> None:
-    folder = Path(sys.argv[1] if len(sys.argv) > 1 else "/tmp/idxbench")
+    folder = Path(sys.argv[1] if len(sys.argv) > 1 else Path(tempfile.gettempdir()) / "idxbench")
+    revision = sys.argv[2] if len(sys.argv) > 2 else "ee831f1"
     folder.mkdir(parents=True, exist_ok=True)
-    main_decoder = main_decoding(folder)
-    cache = decoding.FRAME_INDEX_CACHE
-    print("| file | main | no cache | cache |")
-    print("|---|---|---|---|")
+    store = folder / "frame-index"
+    configs = {
+        revision: revision_decoder(folder, revision),
+        "kept nowhere (first epoch)": kept(memory=False, store=None),
+        "kept on disk (later epochs)": kept(memory=False, store=store),
+        "kept in memory": kept(memory=True, store=store),
+    }
+    print(f"Machine: {machine_info(torch.device('cpu'))}\n")
+    print("| file | " + " | ".join(configs) + " |")
+    print("|---" * (len(configs) + 1) + "|")
     for name in ENCODINGS:
         path = make(folder, name)
-        configs = {
-            "main": (main_decoder, 0),
-            "no cache": (decoding.PyAVDecoder, 0),
-            "cache": (decoding.PyAVDecoder, 1024),
-        }
         wall = dict.fromkeys(configs, 0.0)
         cpu: dict[str, list[float]] = {label: [] for label in configs}
-        rng = np.random.default_rng(0)
-        for _ in range(ROUNDS):  # the configurations take turns, so a busy spell hits them alike
-            for label, (decoder_class, entries) in configs.items():
-                cache.clear()
-                cache.max_entries = entries
-                decoder_class(path).close()  # the file in the page cache, the index built once
-                seconds, times = clips(decoder_class, path, rng, CLIPS // ROUNDS)
+        for opener in configs.values():  # the file in the page cache, the index stored, untimed
+            clips(opener, path, np.random.default_rng(0), 1)
+        for number in range(ROUNDS):  # the configurations take turns, so a busy spell hits them alike
+            for label, opener in configs.items():
+                seconds, times = clips(opener, path, np.random.default_rng(number), CLIPS // ROUNDS)
                 wall[label] += seconds
                 cpu[label] += times
-        results = {label: (len(cpu[label]) / wall[label], 1000 * float(np.median(cpu[label]))) for label in configs}
-        cells = [f"{rate:.1f} clips/s ({ms:.1f} ms)" for rate, ms in results.values()]
+        cells = [f"{len(cpu[k]) / wall[k]:.1f} clips/s ({1000 * float(np.median(cpu[k])):.1f} ms)" for k in configs]
         print(f"| {name} | " + " | ".join(cells) + " |")
 
 

@@ -104,6 +104,21 @@ def test_timestamped_mp4_keeps_the_packet_index_and_avi_is_indexed_by_decoding(c
             assert video._index.by_decoding, name
 
 
+@pytest.mark.parametrize("name", [DAMAGED, EDIT_LIST, "h264.avi", "h264.ts"])
+def test_a_seek_in_a_file_indexed_by_decoding_starts_at_the_keyframe_asked_for(corpus, name):
+    """MP4 is sought by pts, AVI and MPEG-TS by dts: a frame just after the last keyframe is decoded
+    from that keyframe, not from the one before it (or the start)."""
+    path, reference = corpus.path(name), corpus.reference(name)
+    with PyAVDecoder(path) as video:
+        assert video._index.by_decoding
+        keyframes = video._index.keyframes
+        assert len(keyframes) > 1, "the file needs a keyframe past the first"
+        wanted = [int(keyframes[-1]) + 1]
+        assert_frames_are_ffmpegs(video.get_frames(wanted), wanted, reference, name)
+        gap = int(keyframes[-1] - keyframes[-2])
+        assert video.num_decoded < min(gap, 20), (video.num_decoded, keyframes)
+
+
 @pytest.mark.parametrize("name", ["h264.avi", "xvid_packed.avi"])
 @pytest.mark.parametrize("kept", ["in memory", "on disk"])
 def test_frames_read_through_a_kept_index_are_ffmpegs(corpus, name, kept, tmp_path, monkeypatch):
