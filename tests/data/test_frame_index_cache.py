@@ -9,6 +9,7 @@ import av
 import numpy as np
 import pytest
 
+from vast.cli.main import main
 from vast.data import decoding
 from vast.data.decoding import FRAME_INDEX_CACHE, FrameIndexCache, PyAVDecoder
 from vast.data.frame_index import default_folder
@@ -201,3 +202,22 @@ def test_stored_arrays_equal_the_built_ones(barcode_video, disk):
         assert np.array_equal(getattr(built, name), getattr(loaded, name)), name
     assert (loaded.by_decoding, loaded.named) == (built.by_decoding, built.named)
     assert loaded.keyframes[0] == 0 and len(loaded.keyframes) > 1 and len(loaded.stamps) == 30
+
+
+@pytest.mark.parametrize("index", [True, False])
+def test_vast_data_check_index_fills_the_store(barcode_video, index_builds, disk, capsys, index):
+    avis = [barcode_video(f"{name}.avi", 20, codec="mpeg4")[0] for name in "ab"]
+    mp4 = barcode_video("c.mp4", 20)[0]
+    listing = mp4.parent / "listing.txt"
+    listing.write_text("a.avi 0\nb.avi 1\nc.mp4 0\n")
+    flags = ["--index"] if index else []
+    assert main(["data", "check", str(listing), "--workers", "1", *flags]) == 0
+    out = capsys.readouterr().out
+    assert ("frame indexes kept in" in out) == index
+    assert len(list(disk.glob("*.npy"))) == (2 if index else 0)  # the MP4 needs none
+    assert index_builds == (avis if index else [])
+    FRAME_INDEX_CACHE.clear()  # as the training process that opens them next
+    built_by_check = len(index_builds)
+    for path in avis:
+        PyAVDecoder(path).close()
+    assert index_builds[built_by_check:] == ([] if index else avis)

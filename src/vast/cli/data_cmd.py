@@ -80,6 +80,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     check.add_argument(
         "--workers", type=_positive, default=None, metavar="N", help="processes (one per core)"
     )
+    check.add_argument(
+        "--index",
+        action="store_true",
+        help="also index the videos whose container cannot say which frame is which (AVI, MPEG) and keep "
+        "the indexes ($VAST_CACHE_DIR/frame-index), so the first training epoch does not decode them whole",
+    )
     check.set_defaults(func=run_check)
 
 
@@ -120,8 +126,11 @@ def run_check(args: argparse.Namespace) -> int:
     )
     paths = [record.path for record in annotations.records]
     started = time.perf_counter()
-    problems = check_videos(paths, workers=args.workers or os.cpu_count() or 1, progress=True)
+    workers = args.workers or os.cpu_count() or 1
+    problems = check_videos(paths, workers=workers, progress=True, index=args.index)
     seconds = time.perf_counter() - started
+    if args.index:
+        print(_index_line())
     if not problems:
         print(f"all {len(paths)} videos of {args.annotations} decode ({seconds:.1f} s)")
         return 0
@@ -136,6 +145,17 @@ def run_check(args: argparse.Namespace) -> int:
     warned = f", {damaged} damaged but readable (warnings)" if damaged else ""
     print(f"{broken} of {len(paths)} videos are broken{warned} ({seconds:.1f} s)")
     return 1 if broken else 0
+
+
+def _index_line() -> str:
+    """Where --index kept the frame indexes, or that it kept them nowhere."""
+    from vast.data.frame_index import FRAME_INDEX_CACHE
+
+    folder = FRAME_INDEX_CACHE.folder
+    if folder is None:
+        return "frame indexes are not kept on disk (VAST_CACHE_DIR is empty): --index had no lasting effect"
+    kept = len(list(folder.glob("*.npy"))) if folder.is_dir() else 0
+    return f"frame indexes kept in {folder} ({kept} there now; files with trusted timestamps need none)"
 
 
 def _shown(path: str, root: Path) -> str:

@@ -31,6 +31,7 @@ it (or, when there is none, the first decoded after it), so a clip always has th
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import math
 import multiprocessing
@@ -833,12 +834,14 @@ class VideoProblem(NamedTuple):
         return self.category in BROKEN_CATEGORIES
 
 
-def check_video(path: str | os.PathLike) -> VideoProblem | None:
+def check_video(path: str | os.PathLike, *, index: bool = False) -> VideoProblem | None:
     """Decode every frame of ``path``; ``None`` when it is a sound video, else what is wrong.
 
     Broken (:data:`BROKEN_CATEGORIES`) only when FFmpeg cannot decode its frames: none decodes, or
     the file ends before its header's duration (``truncated``). A file where some packets give no
     frame but FFmpeg decodes the others is ``damaged``, a warning (``problem.broken`` is false).
+    ``index``: also index a usable video file the way :class:`PyAVDecoder` does, so a file indexed
+    by decoding (an AVI) has its index kept (:mod:`vast.data.frame_index`) before training opens it.
     """
     path = Path(path)
     try:
@@ -854,7 +857,11 @@ def check_video(path: str | os.PathLike) -> VideoProblem | None:
             stream = _video_stream(container, path)
         except BrokenVideoError as exc:
             return VideoProblem(str(path), exc.category, exc.reason)
-        return _decode_all(container, stream, path)
+        problem = _decode_all(container, stream, path)
+    if index and (problem is None or not problem.broken):
+        with contextlib.suppress(BrokenVideoError):  # what the check found stands
+            PyAVDecoder(path).close()
+    return problem
 
 
 def _decode_all(container: av.container.InputContainer, stream: av.VideoStream, path: Path) -> VideoProblem | None:
@@ -924,17 +931,18 @@ def _cut_short(container: av.container.InputContainer, stream: av.VideoStream, s
 
 
 def check_videos(
-    paths: Sequence[str | os.PathLike], *, workers: int = 1, progress: bool = False
+    paths: Sequence[str | os.PathLike], *, workers: int = 1, progress: bool = False, index: bool = False
 ) -> list[VideoProblem]:
     """:func:`check_video` on every path, with ``workers`` processes; the problems, in input order."""
     found: list[tuple[int, VideoProblem]] = []
+    check = functools.partial(_check_numbered, index=index)
     with contextlib.ExitStack() as stack:
         bar = stack.enter_context(tqdm(total=len(paths), desc="check", unit="video", disable=not progress))
         if workers <= 1:
-            results: Iterator = map(_check_indexed, enumerate(paths))
+            results: Iterator = map(check, enumerate(paths))
         else:
             pool = stack.enter_context(multiprocessing.get_context().Pool(workers))
-            results = pool.imap_unordered(_check_indexed, enumerate(paths), chunksize=8)
+            results = pool.imap_unordered(check, enumerate(paths), chunksize=8)
         for number, problem in results:
             if problem is not None:
                 found.append((number, problem))
@@ -942,6 +950,6 @@ def check_videos(
     return [problem for _, problem in sorted(found)]
 
 
-def _check_indexed(item: tuple[int, str | os.PathLike]) -> tuple[int, VideoProblem | None]:
+def _check_numbered(item: tuple[int, str | os.PathLike], index: bool) -> tuple[int, VideoProblem | None]:
     number, path = item
-    return number, check_video(path)
+    return number, check_video(path, index=index)
