@@ -304,7 +304,9 @@ class PyAVDecoder(VideoDecoder):
             stream.codec_context.thread_count = 1
             # Which frames come out and in which order does not depend on their pixels.
             stream.codec_context.options = {"skip_idct": "all", "skip_loop_filter": "all"}
-            seek_by = _seek_stamp if _stores_timestamps(container) else _decoding_stamp
+            # MP4 and Matroska seek by pts (by dts, earlier by the reordering delay, a seek lands on
+            # the keyframe before); AVI and MPEG streams by dts.
+            seek_by = _stamp if _stores_timestamps(container) else _decoding_stamp
             key_packets: dict[int | None, int] = {}
             stamps, key_frames = [], []
             for packet in _unpacked(_demux(container, stream, self.path), stream):
@@ -468,12 +470,6 @@ def _stamp(item: av.Packet | av.VideoFrame) -> int | None:
     decoder outputs it in (so a B-frame in an MP4 whose pts equal its dts keeps its packet's).
     """
     return item.pts if item.pts is not None else item.dts
-
-
-def _seek_stamp(packet: av.Packet) -> int | None:
-    """The timestamp that seeks to a keyframe packet in MP4 and Matroska: its pts (seeking to its dts,
-    earlier by the decoder's reordering delay, lands on the keyframe before)."""
-    return packet.pts if packet.pts is not None else packet.dts
 
 
 def _decoding_stamp(packet: av.Packet) -> int | None:
