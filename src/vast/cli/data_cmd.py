@@ -129,10 +129,9 @@ def run_check(args: argparse.Namespace) -> int:
     workers = args.workers or os.cpu_count() or 1
     problems = check_videos(paths, workers=workers, progress=True, index=args.index)
     seconds = time.perf_counter() - started
-    if args.index:
-        print(_index_line())
     if not problems:
         print(f"all {len(paths)} videos of {args.annotations} decode ({seconds:.1f} s)")
+        _print_index_line(args.index)
         return 0
     root = args.root or (args.annotations if args.annotations.is_dir() else args.annotations.parent)
     rows = [(_shown(problem.path, root), problem.category, problem.reason) for problem in problems]
@@ -144,18 +143,22 @@ def run_check(args: argparse.Namespace) -> int:
     damaged = len(problems) - broken
     warned = f", {damaged} damaged but readable (warnings)" if damaged else ""
     print(f"{broken} of {len(paths)} videos are broken{warned} ({seconds:.1f} s)")
+    _print_index_line(args.index)
     return 1 if broken else 0
 
 
-def _index_line() -> str:
-    """Where --index kept the frame indexes, or that it kept them nowhere."""
+def _print_index_line(index: bool) -> None:
+    """With --index: where the frame indexes were kept, or that they were kept nowhere."""
     from vast.data.frame_index import FRAME_INDEX_CACHE
 
     folder = FRAME_INDEX_CACHE.folder
+    if not index:
+        return
     if folder is None:
-        return "frame indexes are not kept on disk (VAST_CACHE_DIR is empty): --index had no lasting effect"
+        print("frame indexes are not kept on disk (VAST_CACHE_DIR is empty): --index had no lasting effect")
+        return
     kept = len(list(folder.glob("*.npy"))) if folder.is_dir() else 0
-    return f"frame indexes kept in {folder} ({kept} there now; files with trusted timestamps need none)"
+    print(f"frame indexes kept in {folder} ({kept} there now; files with trusted timestamps need none)")
 
 
 def _shown(path: str, root: Path) -> str:
