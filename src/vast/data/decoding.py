@@ -287,14 +287,11 @@ class PyAVDecoder(VideoDecoder):
         logger.debug("%s: the container's timestamps do not say the frame order, decoding once", self.path)
         return self._index_by_decoding(key)
 
-    def _index_by_decoding(self, key: tuple | None = None) -> FrameIndex:
-        """The file's index by decoding: from :data:`FRAME_INDEX_CACHE` when it keeps one for the file
-        as it is now (in this process's memory or on disk), else built (and kept there)."""
-        key = key or FrameIndexCache.key(self.path, self._stream.index)
-        index = FRAME_INDEX_CACHE.get(key)
-        if index is None:
-            index = self._decode_index()
-            FRAME_INDEX_CACHE.put(key, index)
+    def _index_by_decoding(self, key: tuple) -> FrameIndex:
+        """The file's index by decoding, built and kept in :data:`FRAME_INDEX_CACHE` for the next
+        opening (the caller has looked there)."""
+        index = self._decode_index()
+        FRAME_INDEX_CACHE.put(key, index)
         return index
 
     def _decode_index(self) -> FrameIndex:
@@ -327,7 +324,7 @@ class PyAVDecoder(VideoDecoder):
         out = self._decode_runs(wanted)
         if self._damaged and not self._index.by_decoding:
             logger.debug("%s: a packet does not decode, indexing the file by decoding it", self.path)
-            self._use_index(self._index_by_decoding())
+            self._use_index(self._index_by_decoding(FrameIndexCache.key(self.path, self._stream.index)))
             out = self._decode_runs(np.unique(np.minimum(wanted, self.num_frames - 1)))
         return out
 
