@@ -271,7 +271,7 @@ def time_clips(opener: Opener, path: Path, count: int, seed: int, speed: Speed) 
 def measure_speed(columns: dict[str, Opener], path: Path, clips: int, rounds: int) -> dict[str, Speed]:
     """Each reader's clips on ``path``, the readers taking turns round by round."""
     speeds = {label: Speed() for label in columns}
-    for label, opener in columns.items():  # page cache, index cache and lazy imports warm, untimed
+    for label, opener in columns.items():  # page cache, index store and lazy imports warm, untimed
         _guard(speeds[label], partial(tsn_clip, opener, path, np.random.default_rng(0)))
     per_round = max(1, clips // rounds)
     for number in range(rounds):
