@@ -1,6 +1,7 @@
 """`vast study`: a tiny plan run end to end, resumed, reported; plans and verdicts checked by hand."""
 
 import json
+import re
 
 import pytest
 import yaml
@@ -120,3 +121,82 @@ def test_shipped_plan_and_bad_plans(tmp_path, capsys):
         load_plan(bad)
     assert main(["study", "nope"]) == 2
     assert "unknown study plan" in capsys.readouterr().err
+
+
+def _user_data(folder):
+    """Six training and three validation videos (real H.264 files) under ``folder/videos``, with CSV
+    annotations in ``folder/lists`` that name three classes of their own (a, b, c), not the generator's eight."""
+    from vast.data.moving_digits import make_moving_digits
+
+    make_moving_digits(folder / "videos", num_train=6, num_val=3, workers=1, progress=False)
+    (folder / "lists").mkdir()
+    for split, count in (("train", 6), ("val", 3)):
+        rows = "".join(f"{split}/{i:05d}.mp4,{'abc'[i % 3]}\n" for i in range(count))
+        (folder / "lists" / f"{split}.csv").write_text("path,label\n" + rows)
+
+
+def _write_plan(path, data, quick=None):
+    plan = {"name": "mine", "recipe": "demo", "data": data, "seeds": [0, 1],
+            "overrides": [*TINY_TRAINING, "train.epochs=2"],
+            "groups": [{"name": "affine", "runs": [{"label": "dynamic", "model": "vast_nano"}]}]}  # fmt: skip
+    if quick is not None:
+        plan["quick"] = quick
+    path.write_text(yaml.safe_dump(plan))
+    return path
+
+
+@pytest.mark.slow
+def test_a_quick_study_on_your_own_annotations(tmp_path, monkeypatch):
+    mine = tmp_path / "mine"
+    _user_data(mine)
+    videos = sorted(p.relative_to(mine) for p in (mine / "videos").rglob("*"))
+    plan_file = _write_plan(
+        mine / "plan.yaml",
+        {"train": "lists/train.csv", "val": "lists/val.csv", "root": "videos"},  # relative to the plan's folder
+        quick={"seeds": [0], "overrides": ["train.epochs=1"]},
+    )
+    monkeypatch.chdir(tmp_path)  # not the plan's folder
+    plan = load_plan(plan_file, quick=True)
+    assert plan.on_annotations and plan.data["train"] == str(mine / "lists" / "train.csv")
+    assert plan.data["root"] == str(mine / "videos") and plan.seeds == [0]
+    out = tmp_path / "study"
+    (record,) = run_study(plan, out, quiet=True)
+    assert json.loads((out / "study.json").read_text())["records"] == [record]
+    assert record["num_classes"] == 3 and record["epochs"] == 1  # the CSV's classes; the quick overrides
+    model = vast.create_model(record["model"], num_classes=record["num_classes"], **record["options"])
+    model.load_state_dict(load_checkpoint(out / "runs" / record["key"] / "last.pt")["model"])
+    assert not (out / "data").exists()  # nothing generated
+    assert sorted(p.relative_to(mine) for p in (mine / "videos").rglob("*")) == videos
+
+
+def test_plans_on_your_own_annotations_reject_mixed_half_and_missing_data(tmp_path, capsys):
+    (tmp_path / "lists").mkdir()
+    for name in ("train.txt", "val.txt"):
+        (tmp_path / "lists" / name).write_text("a.mp4 0\n")
+    both = {"train": "lists/train.txt", "val": "lists/val.txt"}
+    plan = load_plan(_write_plan(tmp_path / "ok.yaml", both))
+    assert plan.data == {key: str(tmp_path / value) for key, value in both.items()}
+    bad = [
+        ({**both, "generator": "study"}, None, "give either a generator or train and val annotations, not both"),
+        ({"train": "lists/train.txt"}, None, "data has train but no val"),
+        ({"val": "lists/val.txt"}, None, "data has val but no train"),
+        ({"generator": "study"}, {"data": both}, "quick.data: give either a generator or train and val"),
+        (both, {"data": {"num_train": 8, "num_val": 4}}, r"quick.data: generator settings \(num_train, num_val\)"),
+        ({**both, "num_train": 8}, None, r"data: generator settings \(num_train\) do not apply to your own"),
+        ({"generator": "study", "root": "videos"}, None, "data: root goes with train and val annotations"),
+        ({**both, "format": "mp4"}, None, "data.format must be one of auto, list, csv"),
+    ]
+    for data, quick, message in bad:
+        with pytest.raises(ConfigError, match=message):
+            load_plan(_write_plan(tmp_path / "bad.yaml", data, quick))
+    missing = _write_plan(tmp_path / "missing.yaml", {**both, "val": "lists/nope.txt"})
+    nope = re.escape(str(tmp_path / "lists" / "nope.txt"))
+    with pytest.raises(ConfigError, match=f"data.val {nope} does not exist; give an .* relative to the plan's folder"):
+        load_plan(missing)
+    quick_missing = _write_plan(tmp_path / "q.yaml", both, {"data": {"train": "small/train.txt", "val": "v.txt"}})
+    assert load_plan(quick_missing).data["train"] == str(tmp_path / "lists" / "train.txt")  # --quick's files unused
+    with pytest.raises(ConfigError, match=r"quick.data.train .*small/train.txt does not exist"):
+        load_plan(quick_missing, quick=True)
+    assert main(["study", str(missing)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "nope.txt does not exist" in err and "\n" not in err  # one line

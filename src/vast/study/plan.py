@@ -18,6 +18,21 @@ A plan is a YAML file (shipped ones in ``vast/study/plans/``)::
           - {label: VAST, model: vast_nano}
           - {label: Video Swin, model: video_swin, match_gmacs: {model: vast_nano, factor: 1}}
 
+``data`` either names a generator (``study`` or ``moving-digits``, with its settings), whose set the
+study writes into ``<out>/data`` once, or existing annotations, a study on your own data::
+
+    recipe: my-recipe.yaml        # short_side, crop_size, num_frames ... for your videos
+    data: {train: lists/train.csv, val: lists/val.csv, root: /data/videos}   # root, format, split optional
+
+``train`` and ``val`` are any annotations ``vast train`` reads (``data.train`` / ``data.val``: a list
+file, a CSV, a folder per class, Kinetics, SSv2, UCF101, HMDB51); ``root``, ``format`` and ``split`` are
+``data.root``, ``data.format`` and ``data.split`` (left out: the defaults, never the recipe's). A relative
+path is resolved against the plan file's folder (against the current folder for a shipped plan) and must
+exist. The number of classes comes from the training annotations, as in ``vast train``. A plan gives a
+generator or annotations, not both, and ``train`` with ``val``; ``--quick`` keeps
+annotations as they are (its ``data`` may name other, smaller ``train`` and ``val`` annotations, but not
+``num_train`` / ``num_val``, which size only a generated set), its seeds and overrides apply as usual.
+
 ``match_gmacs`` sizes a peer so that its multiply-adds at the study input lie within 15 % of the
 named model's times ``factor`` (:func:`vast.models.peers.options_for_gmacs`); its options are then
 fixed in the run's record, so every record rebuilds its model with ``vast.create_model``.
@@ -34,10 +49,13 @@ from typing import Any
 
 import yaml
 
+from vast.data.annotations import FORMATS
 from vast.errors import ConfigError
 
 GMACS_TOLERANCE = 0.15
 CLAIMS = ("attention", "affine", "ablation")
+ANNOTATION_KEYS = ("train", "val", "root", "format", "split")  # data: of a plan on existing annotations
+ANNOTATION_PATHS = ("train", "val", "root")
 
 
 @dataclass(frozen=True)
@@ -73,6 +91,11 @@ class StudyPlan:
     seeds: list[int]
     groups: list[dict[str, Any]]
     overrides: list[str] = field(default_factory=list)
+
+    @property
+    def on_annotations(self) -> bool:
+        """Whether the plan trains on existing annotations (``data: {train, val}``), not a generated set."""
+        return "train" in self.data
 
     def runs(self) -> list[RunSpec]:
         """Every run of the plan, seeds innermost, so that a stopped study has whole configurations."""
@@ -112,25 +135,91 @@ def _plan_path(name: str | Path) -> Path:
 def load_plan(name: str | Path, quick: bool = False) -> StudyPlan:
     """The plan ``name`` (a shipped name or a YAML path); ``quick`` applies its ``quick`` section."""
     path = _plan_path(name)
+    shipped = Path(name).suffix not in (".yaml", ".yml")  # a name, not a path: relative paths from the current folder
     raw = yaml.safe_load(path.read_text()) or {}
     unknown = set(raw) - {"name", "recipe", "data", "seeds", "overrides", "quick", "groups"}
     if unknown:
         raise ConfigError(f"{path}: unknown plan keys {', '.join(sorted(unknown))}")
+    small = raw.get("quick") or {}
+    for where, section in (("data", raw.get("data")), ("quick.data", small.get("data"))):
+        if section is not None and not isinstance(section, dict):
+            raise ConfigError(f"{path}: {where} must be a mapping, e.g. {{train: PATH, val: PATH}}; got {section!r}")
+    data = dict(raw.get("data") or {})
+    quick_data = {**data, **(small.get("data") or {})}
+    _check_data_keys(data, path, "data")
+    _check_data_keys(quick_data, path, "quick.data")  # checked on every load: --quick fails early, not later
     plan = StudyPlan(
         name=raw.get("name", path.stem),
         recipe=raw.get("recipe", "study"),
-        data=dict(raw.get("data") or {}),
+        data=data,
         seeds=list(raw.get("seeds") or [0]),
         groups=list(raw.get("groups") or []),
         overrides=list(raw.get("overrides") or []),
     )
     if quick:
-        small = raw.get("quick") or {}
         plan.seeds = list(small.get("seeds", plan.seeds))
-        plan.data.update(small.get("data") or {})
+        plan.data = quick_data
         plan.overrides += list(small.get("overrides") or [])
+    if plan.on_annotations:
+        base = Path.cwd() if shipped else path.resolve().parent
+        home = f"the current folder {base}" if shipped else f"the plan's folder {base}"
+        plan.data = _resolve_annotations(plan.data, path, base, home, "quick.data" if quick else "data")
     _check(plan, path)
     return plan
+
+
+def _check_data_keys(data: dict[str, Any], path: Path, where: str) -> None:
+    """A generator with its settings, or train and val annotations (with root, format, split): one line
+    of ConfigError for a mix, a half or a key of the other kind."""
+    given = [key for key in ("train", "val") if key in data]
+    if given and "generator" in data:
+        raise ConfigError(f"{path}: {where}: give either a generator or train and val annotations, not both")
+    if len(given) == 1:
+        missing = "val" if given[0] == "train" else "train"
+        raise ConfigError(
+            f"{path}: {where} has {given[0]} but no {missing}: a study on your own data needs both train and "
+            f"val annotations (or give a generator instead)"
+        )
+    if given:
+        extra = sorted(set(data) - set(ANNOTATION_KEYS))
+        if extra:
+            raise ConfigError(
+                f"{path}: {where}: generator settings ({', '.join(extra)}) do not apply to your own annotations; "
+                f"a plan on them takes {', '.join(ANNOTATION_KEYS)} (for a small --quick study, point quick.data's "
+                f"train and val at smaller annotation files)"
+            )
+    else:
+        stray = [key for key in ANNOTATION_KEYS if key in data]
+        if stray:
+            raise ConfigError(
+                f"{path}: {where}: {', '.join(stray)} {'goes' if len(stray) == 1 else 'go'} with train and val "
+                f"annotations, which the plan does not give"
+            )
+
+
+def _resolve_annotations(data: dict[str, Any], path: Path, base: Path, home: str, where: str) -> dict[str, Any]:
+    """``data`` with its paths absolute (relative ones taken from ``base``), each checked to exist."""
+    resolved = dict(data)
+    for key in ANNOTATION_PATHS:
+        if key not in data:
+            continue
+        value = data[key]
+        if not isinstance(value, str) or not value.strip():
+            raise ConfigError(f"{path}: {where}.{key} must be a path, got {value!r}")
+        target = Path(value).expanduser()
+        target = target if target.is_absolute() else base / target
+        if not target.exists():
+            what = "the folder of the videos" if key == "root" else "an annotation file or folder `vast train` reads"
+            raise ConfigError(
+                f"{path}: {where}.{key} {target} does not exist; give {what}, absolute or relative to {home}"
+            )
+        resolved[key] = str(target)
+    formats = ("auto", *FORMATS)
+    if resolved.get("format", "auto") not in formats:
+        raise ConfigError(f"{path}: {where}.format must be one of {', '.join(formats)}; got {resolved['format']!r}")
+    if resolved.get("split", 0) not in (0, 1, 2, 3) or isinstance(resolved.get("split"), bool):
+        raise ConfigError(f"{path}: {where}.split must be 1, 2 or 3 (an official split), or 0; got {resolved['split']}")
+    return resolved
 
 
 def _check(plan: StudyPlan, path: Path) -> None:

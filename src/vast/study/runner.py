@@ -45,7 +45,11 @@ def _generator(name: str) -> Callable[..., Any]:
 
 
 def ensure_data(plan: StudyPlan, data_dir: Path, progress: bool = True) -> tuple[Path, Path]:
-    """The plan's data set in ``data_dir`` (written unless a set of the same settings is there)."""
+    """The plan's training and validation annotations: its own (``data: {train, val}``, used as they are,
+    nothing written), else its generator's set in ``data_dir`` (written unless a set of the same settings
+    is there)."""
+    if plan.on_annotations:
+        return Path(plan.data["train"]), Path(plan.data["val"])
     settings = {key: value for key, value in plan.data.items() if key != "generator"}
     stamp = data_dir / "study-data.json"
     wanted = {"generator": plan.data.get("generator", "study"), **settings}
@@ -57,6 +61,16 @@ def ensure_data(plan: StudyPlan, data_dir: Path, progress: bool = True) -> tuple
         if not path.is_file():
             raise ConfigError(f"the {wanted['generator']} generator wrote no {path.name} in {data_dir}")
     return train_list, val_list
+
+
+def data_overrides(plan: StudyPlan) -> list[str]:
+    """``data.root``, ``data.format`` and ``data.split`` of a plan on its own annotations: the plan's, else
+    the defaults (videos next to the annotations, the format detected, no split), never the recipe's,
+    which go with the recipe's own annotations. A generated set keeps the recipe's (none for ``study``)."""
+    if not plan.on_annotations:
+        return []
+    defaults = {"root": "", "format": "auto", "split": 0}
+    return [f"data.{key}={plan.data.get(key, default)}" for key, default in defaults.items()]
 
 
 # ---- one run -----------------------------------------------------------------------------------------
@@ -95,6 +109,7 @@ def _config(plan: StudyPlan, spec: RunSpec, data: tuple[Path, Path], run_dir: Pa
         [
             f"data.train={data[0]}",
             f"data.val={data[1]}",
+            *data_overrides(plan),
             f"train.output_dir={run_dir}",
             f"train.seed={spec.seed}",
             f"model.name={spec.model}",
