@@ -6,7 +6,7 @@ import torch
 from vast.data.moving_digits import make_moving_digits
 from vast.engine.config import load_config
 from vast.engine.train import train
-from vast.models.affine_shift import ChannelsLastBatchNorm, DynamicAffine, StaticAffine
+from vast.models.affine_shift import ChannelsLastBatchNorm, DynamicAffine, StaticAffine, TemporalContext
 
 
 @pytest.fixture(autouse=True, scope="session")
@@ -72,7 +72,7 @@ def randomize_(model: torch.nn.Module, seed: int = 0) -> torch.nn.Module:
     gen = torch.Generator().manual_seed(seed)
     with torch.no_grad():
         for module in model.modules():
-            if isinstance(module, DynamicAffine):
+            if isinstance(module, (DynamicAffine, TemporalContext)):
                 module.proj.weight.copy_(torch.randn(module.proj.weight.shape, generator=gen) * 0.05)
                 module.proj.bias.copy_(torch.randn(module.proj.bias.shape, generator=gen) * 0.05)
             elif isinstance(module, StaticAffine):

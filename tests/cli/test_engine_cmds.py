@@ -221,3 +221,14 @@ def test_resume_from_the_command_line_uses_the_runs_own_config(tiny_overrides, t
     # The saved config stops at 3 steps; lift that limit to run to the end of the 2 epochs.
     assert main(["train", "--resume", str(out / "last.pt"), "--quiet", "--set", "train.max_steps=0"]) == 0
     assert "2 epochs, 8 steps" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    ("option", "message"),
+    [("temporal_offsets=[1,0]", "temporal_offsets must be"), ("temporal_ofsets=2", "did you mean temporal_offsets")],
+)
+def test_a_bad_model_option_is_one_line_and_exit_2(option, message, tiny_overrides, tmp_path, capsys):
+    overrides = [*tiny_overrides, f"train.output_dir={tmp_path}", f"model.options.{option}"]
+    assert main(["train", "demo", *[a for o in overrides for a in ("--set", o)]]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and message in err, err

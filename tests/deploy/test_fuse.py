@@ -38,6 +38,25 @@ def test_image_model_and_causal_model_fuse(randomize):
             torch.testing.assert_close(fused(x), model(x), rtol=1e-4, atol=1e-5)
 
 
+REACH = [
+    dict(temporal_offsets=[1, 2]),
+    dict(temporal_context=True),
+    dict(temporal_offsets=[1, 2, 4], temporal_context=True, norm="layernorm"),
+    dict(temporal_offsets=2, temporal_context=True, norm="groupnorm"),
+    dict(temporal_offsets=[1, 2], temporal_context=True, causal=True),
+    dict(temporal_context=True, causal=True, affine="static", t_patch=2),
+]
+
+
+@pytest.mark.parametrize("options", REACH)
+def test_fused_model_with_temporal_reach_equals_unfused(options, randomize):
+    model = randomize(vast.create_model("vast_nano", num_classes=10, **options)).eval()
+    fused = copy.deepcopy(model).fuse_for_inference()
+    x = torch.randn(2, 3, 8, 32, 32)
+    with torch.inference_mode():
+        torch.testing.assert_close(fused(x), model(x), rtol=1e-4, atol=1e-5)
+
+
 def test_fused_block_against_hand_written_block(randomize):
     block = randomize(AffineShiftBlock(24, MixerConfig(affine="dynamic"), norm_layer=ChannelsLastBatchNorm)).eval()
     fused = FusedAffineShiftBlock(block).eval()

@@ -14,6 +14,9 @@ OPTIONS = [
     dict(spatial_fraction=0.5, temporal_fraction=0.5),
     dict(spatial_fraction=0.0, temporal_fraction=0.25),
     dict(spatial_fraction=0.0, temporal_fraction=0.0),
+    dict(temporal_offset=2),
+    dict(temporal_offset=2, causal=True),
+    dict(temporal_offset=6),  # further than any clip here
 ]
 
 
@@ -28,6 +31,7 @@ def test_matches_the_loop_reference(shape, options):
             options.get("temporal_fraction", 1 / 4),
             options.get("temporal", True),
             options.get("causal", False),
+            options.get("temporal_offset", 1),
         )
     )
     with torch.inference_mode():

@@ -5,8 +5,8 @@ import torch
 import torch.nn.functional as F
 
 import vast
-from vast.errors import InputShapeError
-from vast.models.affine_shift import NORM_LAYERS, AffineShiftBlock, AffineShiftMixer, MixerConfig
+from vast.errors import ConfigError, InputShapeError
+from vast.models.affine_shift import NORM_LAYERS, AffineShiftBlock, AffineShiftMixer, MixerConfig, TemporalContext
 from vast.ops import shift_tokens_reference
 
 torch.manual_seed(0)
@@ -44,6 +44,75 @@ def test_static_and_no_affine(randomize):
     s = shift_tokens_reference(u @ plain.value.weight.T + plain.value.bias)
     torch.testing.assert_close(plain(u), s @ plain.proj.weight.T + plain.proj.bias)
     assert sum(p.numel() for p in plain.parameters()) == 2 * (24 * 24 + 24)
+
+
+def _context_by_loops(u, weight, bias, causal):
+    """W_c of each position's mean over the frames (causal: over frames 0..t), one token at a time."""
+    batch, frames, height, width, _ = u.shape
+    out = torch.zeros(batch, frames, height, width, weight.shape[0])
+    for t in range(frames):
+        first_unseen = t + 1 if causal else frames
+        for h in range(height):
+            for w in range(width):
+                mean = sum(u[:, s, h, w] for s in range(first_unseen)) / first_unseen
+                out[:, t, h, w] = mean @ weight.T + bias
+    return out
+
+
+@pytest.mark.parametrize("causal", [False, True])
+@pytest.mark.parametrize("offset", [1, 2, 3])
+def test_mixer_with_offset_and_temporal_context_matches_loops(causal, offset, randomize):
+    config = MixerConfig(causal=causal, temporal_offset=offset, temporal_context=True)
+    mixer = randomize(AffineShiftMixer(24, config))
+    u = torch.randn(2, 5, 3, 2, 24)
+    w_a, b_a = mixer.affine.proj.weight, mixer.affine.proj.bias
+    g, b = u @ w_a[:24].T + b_a[:24], u @ w_a[24:].T + b_a[24:]
+    v = u @ mixer.value.weight.T + mixer.value.bias
+    s = shift_tokens_reference(v, causal=causal, temporal_offset=offset)
+    context = _context_by_loops(u, mixer.context.proj.weight, mixer.context.proj.bias, causal)
+    expected = (s * (1 + g) + b + context) @ mixer.proj.weight.T + mixer.proj.bias
+    torch.testing.assert_close(mixer(u), expected)
+
+
+def test_temporal_context_costs_c_squared_per_position_or_per_token_when_causal():
+    from torch.utils.flop_counter import FlopCounterMode
+
+    dim, frames, positions = 16, 4, 3 * 3
+    for causal, expected in ((False, dim * dim * positions), (True, dim * dim * positions * frames)):
+        u = torch.randn(1, frames, 3, 3, dim)
+        with FlopCounterMode(display=False) as counter:
+            TemporalContext(dim, causal)(u, u)
+        assert counter.get_total_flops() // 2 == expected
+
+
+def test_a_fresh_temporal_context_changes_nothing():
+    torch.manual_seed(0)
+    plain = vast.create_model("vast_nano", num_classes=5).eval()
+    with_context = vast.create_model("vast_nano", num_classes=5, temporal_context=True).eval()
+    missing, unexpected = with_context.load_state_dict(plain.state_dict(), strict=False)
+    assert not unexpected and missing and all(".context." in key for key in missing)
+    x = torch.randn(1, 3, 4, 32, 32)
+    with torch.no_grad():
+        torch.testing.assert_close(with_context(x), plain(x), rtol=0, atol=0)
+
+
+def test_temporal_offsets_schedule_repeats_over_blocks_in_depth_order():
+    model = vast.create_model("vast_nano", temporal_offsets=[1, 2])  # depths 1, 1, 3, 1
+    offsets = [block.mixer.shift.offset for stage in model.stages for block in stage.blocks]
+    assert offsets == [1, 2, 1, 2, 1, 2]
+    same = vast.create_model("vast_nano", temporal_offsets=3)
+    assert {block.mixer.shift.offset for stage in same.stages for block in stage.blocks} == {3}
+
+
+@pytest.mark.parametrize("bad", [0, -1, [], [1, 0], [1, "2"], 1.5, True])
+def test_bad_temporal_offsets_are_one_clear_error(bad):
+    with pytest.raises(ConfigError, match="temporal_offsets must be"):
+        vast.create_model("vast_nano", temporal_offsets=bad)
+
+
+def test_image_models_have_no_temporal_context():
+    model = vast.create_model("ast_nano", temporal_context=True)
+    assert not any(isinstance(m, TemporalContext) for m in model.modules())
 
 
 def test_mixer_costs_four_c_squared_macs_per_token():
@@ -256,8 +325,12 @@ def test_vast_without_temporal_shift_is_blind_to_frame_order(randomize):
         assert not torch.allclose(on(reversed_x), on(x), atol=1e-4)
 
 
-def test_causal_model_features_never_depend_on_future_frames(randomize):
-    model = randomize(vast.create_model("vast_nano", causal=True)).eval()
+@pytest.mark.parametrize(
+    "options",
+    [{}, {"temporal_offsets": [1, 2]}, {"temporal_context": True}, {"temporal_offsets": 2, "temporal_context": True}],
+)
+def test_causal_model_features_never_depend_on_future_frames(options, randomize):
+    model = randomize(vast.create_model("vast_nano", causal=True, **options)).eval()
     x = torch.randn(1, 3, 4, 64, 64)
     changed = x.clone()
     changed[:, :, 3] = torch.randn(3, 64, 64)

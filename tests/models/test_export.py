@@ -9,13 +9,19 @@ import vast
 
 TOLERANCE = 1e-4
 CASES = {"vast_nano": (2, 3, 4, 64, 64), "ast_nano": (2, 3, 64, 64)}
+# vast_nano with the temporal reach options, in both forms
+REACH = {
+    "vast_nano+reach": dict(temporal_offsets=[1, 2], temporal_context=True),
+    "vast_nano+causal reach": dict(temporal_offsets=[2, 1], temporal_context=True, causal=True),
+}
 
 
-@pytest.fixture(params=sorted(CASES), scope="module")
+@pytest.fixture(params=[*sorted(CASES), *REACH], scope="module")
 def model_and_input(request, randomize):
     torch.manual_seed(0)
-    model = randomize(vast.create_model(request.param, num_classes=10)).eval()
-    x = torch.randn(CASES[request.param])
+    name, options = request.param.split("+")[0], REACH.get(request.param, {})
+    model = randomize(vast.create_model(name, num_classes=10, **options)).eval()
+    x = torch.randn(CASES[name])
     with torch.no_grad():
         expected = model(x)
     return model, x, expected

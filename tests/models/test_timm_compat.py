@@ -188,8 +188,9 @@ def test_model_forward_fx_torchscript(name):
     assert out.shape[0] == 1 and not torch.isnan(out).any()
 
 
-def test_symbolic_trace_of_vast_is_bit_identical_and_still_checks_its_input():
-    model = vast.create_model("vast_nano").eval()
+@pytest.mark.parametrize("options", [{}, {"temporal_offsets": [1, 2], "temporal_context": True, "causal": True}])
+def test_symbolic_trace_of_vast_is_bit_identical_and_still_checks_its_input(options, randomize):
+    model = randomize(vast.create_model("vast_nano", **options)).eval()
     traced = torch.fx.symbolic_trace(model)
     x = torch.randn(2, 3, 4, 64, 64)
     with torch.inference_mode():

@@ -36,6 +36,8 @@ def _lean_and_plain(randomize, **options):
         dict(affine="none"),
         dict(norm="layernorm"),
         dict(norm="groupnorm"),
+        dict(temporal_offsets=[1, 2], temporal_context=True),
+        dict(temporal_offsets=2, temporal_context=True, causal=True),
         dict(proj_drop_rate=0.1),  # dropout between fc1 and fc2: the GELU output is not what fc2 saves
     ],
 )

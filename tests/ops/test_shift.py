@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from vast.errors import InputShapeError
-from vast.ops import TokenShift, shift_group_sizes, shift_tokens, shift_tokens_reference
+from vast.ops import TokenShift, shift_group_sizes, shift_plan, shift_tokens, shift_tokens_reference
 
 SHAPES = [
     (2, 3, 4, 5, 24),  # odd T and W
@@ -19,6 +19,9 @@ OPTIONS = [
     dict(causal=True),
     dict(spatial_fraction=0.5, temporal_fraction=0.5),
     dict(spatial_fraction=0.0, temporal_fraction=0.25),
+    dict(temporal_offset=2),
+    dict(temporal_offset=3, causal=True),
+    dict(temporal_offset=9),  # further than any clip here: the temporal groups read only zeros
 ]
 
 
@@ -32,7 +35,7 @@ def test_forward_matches_loop_reference(shape, options):
 
 
 @pytest.mark.parametrize("shape", SHAPES[:3])
-@pytest.mark.parametrize("options", OPTIONS[:3])
+@pytest.mark.parametrize("options", [*OPTIONS[:3], OPTIONS[5]])
 def test_backward_matches_loop_reference(shape, options):
     x_fast = torch.randn(shape, dtype=torch.float64, requires_grad=True)
     x_ref = x_fast.detach().clone().requires_grad_(True)
@@ -116,3 +119,29 @@ def test_traced_and_exported_shift_match_the_reference():
     program = torch.export.export(TokenShift(24), (x,))
     assert "aten.cat" in str(program.graph)
     torch.testing.assert_close(program.module()(x), shift_tokens_reference(x), rtol=0, atol=0)
+
+
+def test_hand_computed_offset_two():
+    # C = 24 as above; the temporal groups move by 2 frames.
+    x = torch.arange(4 * 2 * 2 * 24, dtype=torch.float32).reshape(1, 4, 2, 2, 24)
+    y = shift_tokens(x, temporal_offset=2)
+    assert torch.equal(y[0, 2:, :, :, 8:11], x[0, :2, :, :, 8:11])  # T-2: from two frames back
+    assert torch.equal(y[0, :2, :, :, 11:14], x[0, 2:, :, :, 11:14])  # T+2: from two frames ahead
+    assert (y[0, :2, :, :, 8:11] == 0).all() and (y[0, 2:, :, :, 11:14] == 0).all()
+    assert torch.equal(y[..., 14:], x[..., 14:])
+
+
+def test_plan_lists_each_group_once_in_channel_order():
+    assert shift_plan(24, shift_group_sizes(24)) == [
+        (0, 2, 3, -1), (2, 4, 3, 1), (4, 6, 2, -1), (6, 8, 2, 1), (8, 11, 1, -1), (11, 14, 1, 1), (14, 24, 1, 0)
+    ]
+    # causal, offset 3: the future group is left in place and merges with the unshifted rest
+    assert shift_plan(24, shift_group_sizes(24), causal=True, temporal_offset=3)[4:] == [(8, 11, 1, -3), (11, 24, 1, 0)]
+    with pytest.raises(ValueError, match="offset"):
+        shift_plan(24, shift_group_sizes(24), temporal_offset=0)
+
+
+def test_scripted_shift_with_an_offset_matches_the_reference():
+    x = torch.randn(1, 5, 3, 3, 24)
+    scripted = torch.jit.script(TokenShift(24, temporal_offset=2, causal=True))
+    torch.testing.assert_close(scripted(x), shift_tokens_reference(x, temporal_offset=2, causal=True), rtol=0, atol=0)

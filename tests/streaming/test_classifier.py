@@ -30,6 +30,40 @@ def test_every_prefix_equals_the_offline_model(name, t_patch, batch, randomize):
         torch.testing.assert_close(stream.step(video[:, :, :t_patch]), model(video[:, :, :t_patch]), rtol=0, atol=1e-4)
 
 
+REACH = [
+    dict(temporal_offsets=[1, 2]),
+    dict(temporal_offsets=[2, 1, 3]),
+    dict(temporal_context=True),
+    dict(temporal_offsets=[1, 2], temporal_context=True, norm="layernorm"),
+]
+
+
+@pytest.mark.parametrize("t_patch", [1, 2])
+@pytest.mark.parametrize("options", REACH)
+def test_every_prefix_equals_the_offline_model_with_temporal_reach(options, t_patch, randomize):
+    model = _causal("vast_nano", randomize, t_patch=t_patch, **options)
+    video = torch.randn(2, 3, 12, 32, 32, generator=torch.Generator().manual_seed(4))
+    stream = StreamingClassifier(model)
+    for end in range(t_patch, 13, t_patch):
+        online = stream.step(video[:, :, end - t_patch : end])
+        with torch.no_grad():
+            offline = model(video[:, :, :end])
+        torch.testing.assert_close(online, offline, rtol=0, atol=1e-4)
+
+
+def test_an_offset_carries_that_many_frames_and_a_context_its_sum():
+    # vast_nano: widths 32, 64, 128, 256 on 8x8, 4x4, 2x2, 1x1 tokens, depths 1, 1, 3, 1; k = C/8 channels
+    tokens_and_k = [(64, 4), (16, 8), (4, 16), (4, 16), (4, 16), (1, 32)]
+    offsets = [2, 3, 2, 3, 2, 3]
+    stream = StreamingClassifier(create_model("vast_nano", causal=True, temporal_offsets=[2, 3]).eval())
+    stream.step(torch.randn(1, 3, 1, 32, 32))
+    assert stream.carried_elements() == sum(d * n * k for d, (n, k) in zip(offsets, tokens_and_k, strict=True))
+    with_context = StreamingClassifier(create_model("vast_nano", causal=True, temporal_context=True).eval())
+    with_context.step(torch.randn(1, 3, 1, 32, 32))
+    sums = sum(n * 8 * k for n, k in tokens_and_k)  # a running sum of all C = 8 k channels per position
+    assert with_context.carried_elements() == sum(n * k for n, k in tokens_and_k) + sums + 6  # + a count each
+
+
 def test_layernorm_models_stream_and_the_model_given_is_untouched(randomize):
     model = _causal("vast_nano", randomize, norm="layernorm")
     video = torch.randn(2, 3, 6, 32, 32)
@@ -65,7 +99,11 @@ def test_only_the_shifted_channels_are_carried(randomize):
 
 @pytest.mark.parametrize(
     ("options", "message"),
-    [({}, "reads the next frame.*causal=true"), ({"causal": True, "norm": "groupnorm"}, "GroupNorm pools")],
+    [
+        ({}, "reads the next frame.*causal=true"),
+        ({"causal": True, "norm": "groupnorm"}, "GroupNorm pools"),
+        ({"temporal_context": True}, "reads the next frame.*causal=true"),
+    ],
 )
 def test_models_that_need_later_frames_are_refused(options, message):
     with pytest.raises(NotStreamableError, match=message):
@@ -79,12 +117,14 @@ def test_a_step_of_the_wrong_shape_is_one_clear_error(randomize):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("t_patch", [1, 2])
-def test_the_exported_step_runs_a_whole_video_in_onnx_runtime_as_the_stream_does(t_patch, randomize, tmp_path):
+@pytest.mark.parametrize(
+    ("t_patch", "options"), [(1, {}), (2, {}), (1, dict(temporal_offsets=[1, 2], temporal_context=True))]
+)
+def test_the_exported_step_runs_a_whole_video_in_onnx_runtime_as_the_stream_does(t_patch, options, randomize, tmp_path):
     ort = pytest.importorskip("onnxruntime")
     from vast.streaming.export import export_streaming_step, state_names
 
-    model = _causal("vast_nano", randomize, t_patch=t_patch)
+    model = _causal("vast_nano", randomize, t_patch=t_patch, **options)
     video = torch.randn(2, 3, 16, 32, 32, generator=torch.Generator().manual_seed(2))
     path = export_streaming_step(model, (2, 3, t_patch, 32, 32), tmp_path / "step.onnx")
     session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])

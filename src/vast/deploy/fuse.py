@@ -7,6 +7,8 @@ function up to float rounding:
   LayerNorm and GroupNorm, which depend on the data, stay;
 * the value and the dynamic affine's projections are one matmul (C -> 3C), with the affine's ``1 +``
   folded into its bias, so ``z = shift(v) * gain + bias`` is one ``addcmul``;
+* a temporal context term takes the mean over time of the block's input (a BatchNorm, being per-channel
+  affine, commutes with the mean and is folded into ``W_c``), and adds ``W_c`` of it to ``z``;
 * every projection is a :class:`~vast.deploy.packed_linear.PackedLinear` (oneDNN with a packed weight
   on the CPU), both residual additions inside the matmuls that end each branch, and the shift writes
   its output in one pass (:mod:`vast.deploy.shift`).
@@ -31,6 +33,8 @@ from vast.models.affine_shift import (
     NoAffine,
     PatchMerging,
     StaticAffine,
+    TemporalContext,
+    temporal_mean,
 )
 
 
@@ -77,12 +81,18 @@ class FusedAffineShiftBlock(nn.Module):
             self.register_buffer("offset", mixer.affine.bias.detach().clone())
         self.inproj = PackedLinear(weight, bias)
         self.shift = InferenceTokenShift(mixer.shift)
+        self.context: PackedLinear | None = None
+        self.causal_context = False
+        if isinstance(mixer.context, TemporalContext):
+            self.context = PackedLinear(*_fold_norm(mixer.context.proj, norm1))
+            self.causal_context = mixer.context.causal
         self.proj = PackedLinear(mixer.proj.weight, mixer.proj.bias)
         self.fc1 = PackedLinear(*_fold_norm(mlp.fc1, norm2), activation="gelu")
         self.fc2 = PackedLinear(mlp.fc2.weight, mlp.fc2.bias)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        out = self.inproj(self.norm1(x))
+        u = self.norm1(x)
+        out = self.inproj(u)
         c = self.dim
         if self.affine == "dynamic":
             z = torch.addcmul(out[..., 2 * c :], self.shift(out[..., :c]), out[..., c : 2 * c])
@@ -90,6 +100,8 @@ class FusedAffineShiftBlock(nn.Module):
             z = torch.addcmul(self.offset, self.shift(out), self.gain)
         else:
             z = self.shift(out)
+        if self.context is not None:
+            z = z + self.context(temporal_mean(u, self.causal_context))
         x = self.proj(z, x)
         return self.fc2(self.fc1(self.norm2(x)), x)
 

@@ -38,6 +38,12 @@ def onednn_linear_available() -> bool:
     )
 
 
+def _onednn_bf16() -> bool:
+    """Whether oneDNN's bf16 matmuls run on this CPU (the packing op refuses bf16 elsewhere)."""
+    check = getattr(torch.ops.mkldnn, "_is_mkldnn_bf16_supported", None)
+    return bool(check is not None and check())
+
+
 def _weight_state(weight: torch.Tensor) -> tuple[int, int, torch.dtype]:
     """What changes when a weight does: its version counter (in-place writes such as
     ``load_state_dict``), its data pointer (``.to()``, ``param.data = other``), its dtype."""
@@ -57,6 +63,8 @@ def _eager_cpu_inference(x: torch.Tensor, weight: torch.Tensor) -> bool:
         return False
     if x.device.type != "cpu" or x.dtype not in (torch.float32, torch.bfloat16) or x.dtype != weight.dtype:
         return False
+    if x.dtype == torch.bfloat16 and not _onednn_bf16():
+        return False  # oneDNN packs bf16 weights only on CPUs with AVX-512 (BW/VL/DQ) or AVX-NE-CONVERT
     if torch.is_autocast_enabled("cpu"):
         return False  # autocast picks the matmul dtype; F.linear follows it
     return not (torch.is_grad_enabled() and x.requires_grad)

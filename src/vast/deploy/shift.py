@@ -1,42 +1,34 @@
 """The token shift for inference, writing every output element once.
 
-:func:`vast.ops.shift.shift_tokens` pads each shifted group and concatenates the groups, so the shifted
-channels are written twice; here each group is copied straight into a new tensor, one memory pass (faster
-in eager inference; measured in ``benchmarks/bench_shift.py``). It has no backward pass and uses
-in-place slice writes, so scripting, tracing, exporting and compiling take the reference form instead.
+:func:`vast.ops.shift.apply_shift` pads each shifted group and concatenates the groups, so the shifted
+channels are written twice; here each group of the same plan (:func:`vast.ops.shift.shift_plan`) is
+copied straight into a new tensor, one memory pass (faster in eager inference; ``vast bench`` reports
+the shift's share of a forward pass). It has no backward pass and uses in-place slice writes, so
+scripting, tracing, exporting and compiling take the reference form instead.
 """
 
 from __future__ import annotations
 
 import torch
 
-from vast.ops.shift import TokenShift, _shift
-
-# One entry per channel group: (first channel, end channel, token dim, step); step -1 reads the previous
-# token along dim, +1 the next one, 0 leaves the channels in place.
-_Plan = tuple[tuple[int, int, int, int], ...]
+from vast.ops.shift import ShiftPlan, TokenShift, apply_shift
 
 
-def shift_plan(channels: int, spatial: int, temporal: int, causal: bool) -> _Plan:
-    g, k = spatial, temporal
-    groups = [(0, g, 3, -1), (g, 2 * g, 3, 1), (2 * g, 3 * g, 2, -1), (3 * g, 4 * g, 2, 1)]
-    groups += [(4 * g, 4 * g + k, 1, -1), (4 * g + k, 4 * g + 2 * k, 1, 0 if causal else 1)]
-    groups.append((4 * g + 2 * k, channels, 1, 0))
-    return tuple(group for group in groups if group[1] > group[0])
-
-
-def shift_into(out: torch.Tensor, x: torch.Tensor, plan: _Plan) -> torch.Tensor:
-    """Write shift(x) into ``out`` (same shape), every element once, zeros at the borders."""
+def shift_into(out: torch.Tensor, x: torch.Tensor, plan: ShiftPlan) -> torch.Tensor:
+    """Write the shift of ``plan`` of ``x`` into ``out`` (same shape), every element once, zeros at the
+    borders."""
     for first, end, dim, step in plan:
         src, dst = x[..., first:end], out[..., first:end]
-        length = x.shape[dim]
         if step == 0:
             dst.copy_(src)
             continue
-        write, read, border = (1, 0, 0) if step < 0 else (0, 1, length - 1)
-        if length > 1:
-            dst.narrow(dim, write, length - 1).copy_(src.narrow(dim, read, length - 1))
-        dst.narrow(dim, border, 1).zero_()
+        length = x.shape[dim]
+        moved = min(abs(step), length)  # tokens that read from outside the clip or map
+        kept = length - moved
+        write, read, border = (moved, 0, 0) if step < 0 else (0, moved, kept)
+        if kept > 0:
+            dst.narrow(dim, write, kept).copy_(src.narrow(dim, read, kept))
+        dst.narrow(dim, border, moved).zero_()
     return out
 
 
@@ -54,13 +46,15 @@ class InferenceTokenShift(torch.nn.Module):
     def __init__(self, shift: TokenShift) -> None:
         super().__init__()
         self.dim, self.spatial, self.temporal, self.causal = shift.dim, shift.spatial, shift.temporal, shift.causal
-        self.plan = shift_plan(shift.dim, shift.spatial, shift.temporal, shift.causal)
+        self.offset = shift.offset
+        self.plan = list(shift.plan)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if not torch.jit.is_scripting():  # noqa: SIM102 (TorchScript skips only this exact test)
             if not (_portable(x) or x.requires_grad or self.spatial + self.temporal == 0):
                 return shift_into(torch.empty_like(x, memory_format=torch.contiguous_format), x, self.plan)
-        return _shift(x, self.spatial, self.temporal, self.causal)
+        return apply_shift(x, self.plan)
 
     def extra_repr(self) -> str:
-        return f"dim={self.dim}, spatial={self.spatial}x4, temporal={self.temporal}x2, causal={self.causal}"
+        offset = f", offset={self.offset}" if self.temporal else ""
+        return f"dim={self.dim}, spatial={self.spatial}x4, temporal={self.temporal}x2{offset}, causal={self.causal}"

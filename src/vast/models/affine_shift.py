@@ -8,6 +8,7 @@ per-channel affine. The paper's exact equations are not public; this file is the
 
     u = Norm(x)
     z = shift(W_v u) * (1 + g(u)) + b(u)      g, b = W_a u  (dynamic affine, zero-initialised)
+    z = z + W_c mean_t(u)                     (temporal context, optional, zero-initialised)
     x = x + DropPath(W_o z)
     x = x + DropPath(MLP(Norm(x)))
 
@@ -24,6 +25,7 @@ registered entry points.
 import difflib
 import inspect
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, fields
 from typing import Any
 
@@ -139,6 +141,53 @@ AFFINES: dict[str, type[nn.Module]] = {"dynamic": DynamicAffine, "static": Stati
 
 
 # --------------------------------------------------------------------------------------------------
+# Temporal context: z + W_c mean_t(u)
+# --------------------------------------------------------------------------------------------------
+
+
+def temporal_mean(u: torch.Tensor, causal: bool) -> torch.Tensor:
+    """The mean of channels-last tokens ``(B, T, H, W, C)`` over time at each position: ``(B, 1, H, W, C)``,
+    or with ``causal`` the running mean over the frames up to each one, ``(B, T, H, W, C)``."""
+    if not causal:
+        return u.mean(1, keepdim=True)
+    seen = torch.arange(1, u.shape[1] + 1, dtype=u.dtype, device=u.device).view(1, -1, 1, 1, 1)
+    return u.cumsum(1) / seen
+
+
+class TemporalContext(nn.Module):
+    """The uniform part of temporal attention: every token gets ``W_c`` of the mean of its position's
+    normalised inputs over the clip (``causal``: over the frames so far), so one block reaches every
+    frame. Costs C^2 multiply-adds per position (per token when causal). Zero-initialised, so a fresh
+    mixer is the mixer without it."""
+
+    def __init__(self, dim: int, causal: bool = False) -> None:
+        super().__init__()
+        self.causal = causal
+        self.proj = nn.Linear(dim, dim)
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        nn.init.zeros_(self.proj.weight)
+        nn.init.zeros_(self.proj.bias)
+
+    def forward(self, z: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
+        return z + self.proj(temporal_mean(u, self.causal))
+
+    def extra_repr(self) -> str:
+        return f"causal={self.causal}"
+
+
+class NoContext(nn.Module):
+    """The mixer without a temporal context term: ``z`` as it is."""
+
+    def __init__(self, dim: int, causal: bool = False) -> None:
+        super().__init__()
+
+    def forward(self, z: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
+        return z
+
+
+# --------------------------------------------------------------------------------------------------
 # Mixer, block, patch embedding and merging, stage
 # --------------------------------------------------------------------------------------------------
 
@@ -150,7 +199,8 @@ class MixerConfig:
     ``affine``: ``"dynamic"`` (g, b predicted per token), ``"static"`` (learned per channel) or
     ``"none"``; ``spatial_fraction`` / ``temporal_fraction``: the share of channels shifted in space
     (four groups) and in time (two groups); ``temporal_shift``: off keeps every frame to itself;
-    ``causal``: the temporal shift reads only the previous frame (streaming).
+    ``temporal_offset``: how many frames the temporal groups move; ``temporal_context``: add
+    ``W_c mean_t(u)`` to the mixed tokens; ``causal``: nothing is read from a later frame (streaming).
     """
 
     affine: str = "dynamic"
@@ -158,14 +208,19 @@ class MixerConfig:
     temporal_fraction: float = 1 / 4
     temporal_shift: bool = True
     causal: bool = False
+    temporal_offset: int = 1
+    temporal_context: bool = False
 
     def __post_init__(self) -> None:
         if self.affine not in AFFINES:
-            raise ValueError(f"unknown affine {self.affine!r}; choose one of {', '.join(AFFINES)}")
+            raise ConfigError(f"unknown affine {self.affine!r}; choose one of {', '.join(AFFINES)}")
+        offset = self.temporal_offset
+        if isinstance(offset, bool) or not isinstance(offset, int) or offset < 1:
+            raise ConfigError(f"temporal_offset must be a whole number of frames >= 1, got {offset!r}")
 
 
 class AffineShiftMixer(nn.Module):
-    """The attention replacement: ``W_o( shift(W_v u) * (1 + g(u)) + b(u) )``.
+    """The attention replacement: ``W_o( shift(W_v u) * (1 + g(u)) + b(u) [+ W_c mean_t(u)] )``.
 
     Costs 4 C^2 multiply-adds per token with the dynamic affine (as MHSA's four projections) and no
     token-by-token term; the shift itself is free.
@@ -175,15 +230,22 @@ class AffineShiftMixer(nn.Module):
         super().__init__()
         self.value = nn.Linear(dim, dim)
         self.shift = TokenShift(
-            dim, config.spatial_fraction, config.temporal_fraction, config.temporal_shift, config.causal
+            dim,
+            config.spatial_fraction,
+            config.temporal_fraction,
+            config.temporal_shift,
+            config.causal,
+            config.temporal_offset,
         )
         self.affine = AFFINES[config.affine](dim)
+        self.context = (TemporalContext if config.temporal_context else NoContext)(dim, config.causal)
         self.proj = nn.Linear(dim, dim)
         self.proj_drop = nn.Dropout(proj_drop)
 
     def forward(self, u: torch.Tensor) -> torch.Tensor:
         s = self.shift(self.value(u))  # shift(W_v u)
         z = self.affine(s, u)  # s * (1 + g(u)) + b(u)
+        z = self.context(z, u)  # + W_c mean_t(u), when the block has a temporal context
         return self.proj_drop(self.proj(z))  # W_o z
 
 
@@ -271,7 +333,7 @@ class PatchMerging(nn.Module):
 
 
 class AffineShiftStage(nn.Module):
-    """Optional patch merging followed by ``depth`` Affine-Shift blocks."""
+    """Optional patch merging followed by ``depth`` Affine-Shift blocks (block ``i`` mixes with ``mixers[i]``)."""
 
     def __init__(
         self,
@@ -280,13 +342,14 @@ class AffineShiftStage(nn.Module):
         depth: int,
         downsample: bool,
         drop_path: list[float],
+        mixers: list[MixerConfig],
         **block_kwargs: Any,
     ) -> None:
         super().__init__()
         self.grad_checkpointing = False
         self.downsample = PatchMerging(dim, out_dim) if downsample else nn.Identity()
         self.blocks = nn.Sequential(
-            *[AffineShiftBlock(out_dim, drop_path=drop_path[i], **block_kwargs) for i in range(depth)]
+            *[AffineShiftBlock(out_dim, mixers[i], drop_path=drop_path[i], **block_kwargs) for i in range(depth)]
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -301,6 +364,19 @@ class AffineShiftStage(nn.Module):
 # --------------------------------------------------------------------------------------------------
 # The model
 # --------------------------------------------------------------------------------------------------
+
+
+def _block_offsets(temporal_offsets: int | Sequence[int], blocks: int) -> list[int]:
+    """Each block's temporal shift offset: one number for every block, or a schedule repeated over the
+    blocks in depth order (``(1, 2)``: 1, 2, 1, 2, ...)."""
+    schedule = list(temporal_offsets) if isinstance(temporal_offsets, (list, tuple)) else [temporal_offsets]
+    if not schedule or any(isinstance(d, bool) or not isinstance(d, int) or d < 1 for d in schedule):
+        raise ConfigError(
+            f"temporal_offsets must be a number of frames >= 1 or a list of them (e.g. [1, 2]), "
+            f"got {temporal_offsets!r}"
+        )
+    return [schedule[i % len(schedule)] for i in range(blocks)]
+
 
 
 @torch.jit.ignore
@@ -353,6 +429,8 @@ class AffineShiftTransformer(nn.Module):
         temporal_fraction: float = 1 / 4,
         temporal_shift: bool = True,
         causal: bool = False,
+        temporal_offsets: int | Sequence[int] = 1,
+        temporal_context: bool = False,
         drop_rate: float = 0.0,
         proj_drop_rate: float = 0.0,
         drop_path_rate: float = 0.1,
@@ -360,11 +438,11 @@ class AffineShiftTransformer(nn.Module):
     ) -> None:
         super().__init__()
         if norm not in NORM_LAYERS:
-            raise ValueError(f"unknown norm {norm!r}; choose one of {', '.join(NORM_LAYERS)}")
+            raise ConfigError(f"unknown norm {norm!r}; choose one of {', '.join(NORM_LAYERS)}")
         if global_pool not in ("avg", ""):
-            raise ValueError(f"global_pool must be 'avg' or '' (no pooling), got {global_pool!r}")
+            raise ConfigError(f"global_pool must be 'avg' or '' (no pooling), got {global_pool!r}")
         if t_patch < 1 or (t_patch > 1 and not video):
-            raise ValueError(f"t_patch must be 1 for image models and >= 1 for video, got {t_patch}")
+            raise ConfigError(f"t_patch must be 1 for image models and >= 1 for video, got {t_patch}")
         self.num_classes = num_classes
         self._memory_lean: Any = None  # set_memory_lean's recompute hooks
         self.in_chans = in_chans
@@ -378,10 +456,18 @@ class AffineShiftTransformer(nn.Module):
         self.num_features = self.head_hidden_size = widths[-1]
 
         self.stem = PatchEmbed(in_chans, embed_dim, patch_size, t_patch, video)
-        # Images have T = 1: a temporal shift would only shift zeros in, so it is off for AST.
-        mixer = MixerConfig(affine, spatial_fraction, temporal_fraction, temporal_shift and video, causal)
-        block_kwargs = dict(mixer=mixer, mlp_ratio=mlp_ratio, norm_layer=NORM_LAYERS[norm], proj_drop=proj_drop_rate)
         total = sum(depths)  # stochastic depth grows linearly with block index (plain floats: meta-safe)
+        offsets = _block_offsets(temporal_offsets, total)
+        # Images have T = 1: a temporal shift would only shift zeros in, so it is off for AST, and a mean
+        # over one frame is no context.
+        mixers = [
+            MixerConfig(
+                affine, spatial_fraction, temporal_fraction, temporal_shift and video, causal, offset,
+                temporal_context and video,
+            )
+            for offset in offsets
+        ]  # fmt: skip
+        block_kwargs = dict(mlp_ratio=mlp_ratio, norm_layer=NORM_LAYERS[norm], proj_drop=proj_drop_rate)
         rates = [drop_path_rate * i / max(total - 1, 1) for i in range(total)]
         stages, self.feature_info, start = [], [], 0
         for i, depth in enumerate(depths):
@@ -393,6 +479,7 @@ class AffineShiftTransformer(nn.Module):
                     depth,
                     downsample=i > 0,
                     drop_path=rates[start : start + depth],
+                    mixers=mixers[start : start + depth],
                     **block_kwargs,
                 )
             )
@@ -406,7 +493,7 @@ class AffineShiftTransformer(nn.Module):
         self.head = nn.Linear(self.num_features, num_classes) if num_classes > 0 else nn.Identity()
         self.apply(self._init_weights)
         for module in self.modules():
-            if isinstance(module, DynamicAffine):  # a fresh mixer is exactly a plain shift
+            if isinstance(module, (DynamicAffine, TemporalContext)):  # a fresh mixer is exactly a plain shift
                 module.reset_parameters()
 
     @staticmethod
@@ -464,7 +551,7 @@ class AffineShiftTransformer(nn.Module):
         self.num_classes = num_classes
         if global_pool is not None:
             if global_pool not in ("avg", ""):
-                raise ValueError(f"global_pool must be 'avg' or '', got {global_pool!r}")
+                raise ConfigError(f"global_pool must be 'avg' or '', got {global_pool!r}")
             self.global_pool = global_pool
         self.head = nn.Linear(self.num_features, num_classes) if num_classes > 0 else nn.Identity()
 
@@ -500,7 +587,7 @@ class AffineShiftTransformer(nn.Module):
         ``(B, C, T, H, W)`` for VAST; ``"NHWC"`` gives them channels-last.
         """
         if output_fmt not in ("NCHW", "NHWC"):
-            raise ValueError(f"output_fmt must be 'NCHW' or 'NHWC', got {output_fmt!r}")
+            raise ConfigError(f"output_fmt must be 'NCHW' or 'NHWC', got {output_fmt!r}")
         if not torch.jit.is_scripting():
             check_input_shape(x, self._arch, self.in_chans, self.patch_size, self.t_patch, self.video)
         intermediates = []

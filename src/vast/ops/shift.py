@@ -3,30 +3,35 @@
 Tokens are channels-last, ``x: (B, T, H, W, C)``. The channels are cut into consecutive groups,
 each of which takes its value from one neighbouring token (zero outside the clip):
 
-====================  ===========================  ==========================================
-channels              group                        token (t, h, w) receives the value of
-====================  ===========================  ==========================================
-``[0, g)``            ``W-1``                      ``(t, h, w - 1)``
-``[g, 2g)``           ``W+1``                      ``(t, h, w + 1)``
-``[2g, 3g)``          ``H-1``                      ``(t, h - 1, w)``
-``[3g, 4g)``          ``H+1``                      ``(t, h + 1, w)``
-``[4g, 4g + k)``      ``T-1``                      ``(t - 1, h, w)``  (past frame)
-``[4g + k, 4g + 2k)``  ``T+1``                     ``(t + 1, h, w)``  (future frame)
-rest                  unshifted                    ``(t, h, w)``
-====================  ===========================  ==========================================
+=====================  ===========================  ==========================================
+channels               group                        token (t, h, w) receives the value of
+=====================  ===========================  ==========================================
+``[0, g)``             ``W-1``                      ``(t, h, w - 1)``
+``[g, 2g)``            ``W+1``                      ``(t, h, w + 1)``
+``[2g, 3g)``           ``H-1``                      ``(t, h - 1, w)``
+``[3g, 4g)``           ``H+1``                      ``(t, h + 1, w)``
+``[4g, 4g + k)``       ``T-d``                      ``(t - d, h, w)``  (a past frame)
+``[4g + k, 4g + 2k)``  ``T+d``                      ``(t + d, h, w)``  (a future frame)
+rest                   unshifted                    ``(t, h, w)``
+=====================  ===========================  ==========================================
 
-with ``g = floor(C * spatial_fraction / 4)`` and ``k = floor(C * temporal_fraction / 2)``
-(defaults 1/3 and 1/4: four spatial groups of C/12 and two temporal groups of C/8).
+with ``g = floor(C * spatial_fraction / 4)``, ``k = floor(C * temporal_fraction / 2)`` (defaults 1/3
+and 1/4: four spatial groups of C/12 and two temporal groups of C/8) and ``d`` the temporal offset
+(default 1, the paper's neighbouring frame; a model can give each block its own, ``temporal_offsets``).
 
-``causal=True`` is for streaming: nothing may come from a future frame, so the ``T+1`` group is left
-unshifted (as in TSM's online variant) and only ``T-1`` moves information forward in time.
+``causal=True`` is for streaming: nothing may come from a future frame, so the ``T+d`` group is left
+unshifted (as in TSM's online variant) and only ``T-d`` moves information forward in time.
+
+The layout is written once, as a plan (:func:`shift_plan`): one ``(first, end, dim, step)`` entry per
+channel group, where token ``i`` along ``dim`` receives token ``i + step``. The reference shift here,
+the inference shift (:mod:`vast.deploy.shift`) and the streaming shift
+(:class:`vast.streaming.CarriedShift`) all read it.
 
 The shift is written with slices, ``F.pad`` and one ``torch.cat``: no in-place slice assignment, so it
 runs the same in eager mode, under autograd, and in every tracer and exporter (TorchScript, FX,
-``torch.export``, ONNX), and ``torch.compile`` fuses it into its consumer. An inference-only form
-that writes each element once is in :mod:`vast.deploy.shift`.
+``torch.export``, ONNX), and ``torch.compile`` fuses it into its consumer.
 
-:func:`shift_tokens_reference` is the slow, obviously correct version the tests compare both against.
+:func:`shift_tokens_reference` is the slow, obviously correct version the tests compare every form with.
 """
 
 from __future__ import annotations
@@ -38,6 +43,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from vast.errors import InputShapeError
+
+# (first channel, end channel, token dim (1 = T, 2 = H, 3 = W), step): token i receives token i + step.
+ShiftPlan = list[tuple[int, int, int, int]]
 
 
 class ShiftGroups(NamedTuple):
@@ -76,45 +84,52 @@ def shift_group_sizes(
     return ShiftGroups(spatial, temporal)
 
 
-def _shift_along(x: torch.Tensor, dim: int, take_from_previous: bool) -> torch.Tensor:
-    """Shift a (B, T, H, W, c) slice by one token along ``dim`` (1, 2 or 3), zero-filled."""
+def shift_plan(channels: int, groups: ShiftGroups, causal: bool = False, temporal_offset: int = 1) -> ShiftPlan:
+    """The channel groups of the shift in channel order (module docstring), empty groups left out and
+    neighbouring unshifted groups merged."""
+    if temporal_offset < 1:
+        raise ValueError(f"the temporal offset is a number of frames >= 1, got {temporal_offset}")
+    g, k, d = groups.spatial, groups.temporal, temporal_offset
+    wanted = [(0, g, 3, -1), (g, 2 * g, 3, 1), (2 * g, 3 * g, 2, -1), (3 * g, 4 * g, 2, 1)]
+    wanted += [(4 * g, 4 * g + k, 1, -d), (4 * g + k, 4 * g + 2 * k, 1, 0 if causal else d)]
+    wanted.append((groups.shifted, channels, 1, 0))
+    plan: ShiftPlan = []
+    for first, end, dim, step in wanted:
+        if end <= first:
+            continue
+        if step == 0 and plan and plan[-1][3] == 0:
+            plan[-1] = (plan[-1][0], end, 1, 0)
+        else:
+            plan.append((first, end, dim, step))
+    return plan
+
+
+def shift_along(x: torch.Tensor, dim: int, step: int) -> torch.Tensor:
+    """``x`` with token ``i`` along ``dim`` (1, 2 or 3) replaced by token ``i + step``, zero-filled."""
     # F.pad lists pairs from the last dimension backwards: (C, W, H, T).
     pad = [0, 0, 0, 0, 0, 0, 0, 0]
     pair = 2 * (4 - dim)
-    if take_from_previous:
-        pad[pair] = 1  # a zero in front; token i now holds old token i - 1
+    if step < 0:
+        pad[pair] = -step  # zeros in front; token i now holds old token i + step
         return F.pad(x, pad[: pair + 2]).narrow(dim, 0, x.shape[dim])
-    pad[pair + 1] = 1  # a zero at the end; token i now holds old token i + 1
-    return F.pad(x, pad[: pair + 2]).narrow(dim, 1, x.shape[dim])
+    pad[pair + 1] = step  # zeros at the end; token i now holds old token i + step
+    return F.pad(x, pad[: pair + 2]).narrow(dim, step, x.shape[dim])
 
 
-def _shift(x: torch.Tensor, spatial: int, temporal: int, causal: bool) -> torch.Tensor:
-    """The shift with precomputed group sizes (keeps shape arithmetic out of traced graphs): slices,
-    pad and one concatenation."""
-    if spatial == 0 and temporal == 0:
-        return x
-    return torch.cat(shift_parts(x, spatial, temporal, causal), dim=-1)
-
-
-def shift_parts(x: torch.Tensor, spatial: int, temporal: int, causal: bool) -> list[torch.Tensor]:
-    """The shifted channel groups of ``x`` in channel order, before their concatenation: the four
-    spatial groups, the ``T-1`` and ``T+1`` groups (when ``temporal > 0``), then the unshifted rest.
-    (The streaming shift swaps the ``T-1`` part for the channels it carries from the previous step.)"""
+def shift_parts(x: torch.Tensor, plan: ShiftPlan) -> list[torch.Tensor]:
+    """The shifted channel groups of ``x`` in channel order, before their concatenation."""
     parts: list[torch.Tensor] = []
-    start = 0
-    if spatial > 0:
-        parts.append(_shift_along(x[..., start : start + spatial], 3, True))
-        parts.append(_shift_along(x[..., start + spatial : start + 2 * spatial], 3, False))
-        parts.append(_shift_along(x[..., start + 2 * spatial : start + 3 * spatial], 2, True))
-        parts.append(_shift_along(x[..., start + 3 * spatial : start + 4 * spatial], 2, False))
-        start = 4 * spatial
-    if temporal > 0:
-        parts.append(_shift_along(x[..., start : start + temporal], 1, True))
-        future = x[..., start + temporal : start + 2 * temporal]
-        parts.append(future if causal else _shift_along(future, 1, False))
-        start = start + 2 * temporal
-    parts.append(x[..., start:])
+    for first, end, dim, step in plan:
+        part = x[..., first:end]
+        parts.append(part if step == 0 else shift_along(part, dim, step))
     return parts
+
+
+def apply_shift(x: torch.Tensor, plan: ShiftPlan) -> torch.Tensor:
+    """The shift of ``plan``: slices, pad and one concatenation (``x`` itself when nothing moves)."""
+    if len(plan) == 1 and plan[0][3] == 0:
+        return x
+    return torch.cat(shift_parts(x, plan), dim=-1)
 
 
 def shift_tokens(
@@ -123,11 +138,13 @@ def shift_tokens(
     temporal_fraction: float = 1 / 4,
     temporal: bool = True,
     causal: bool = False,
+    temporal_offset: int = 1,
 ) -> torch.Tensor:
     """Shift channel groups of channels-last tokens ``(B, T, H, W, C)`` to neighbouring tokens.
 
     See the module docstring for the channel layout. ``temporal=False`` leaves the temporal groups'
-    channels unshifted (no information crosses frames). Returns a new tensor of the same shape.
+    channels unshifted (no information crosses frames); ``temporal_offset`` is how many frames the
+    temporal groups move. Returns a new tensor of the same shape.
     """
     if x.dim() != 5:
         raise InputShapeError(
@@ -135,7 +152,7 @@ def shift_tokens(
             f"shape {tuple(x.shape)}; for images use T = 1, e.g. x[:, None]"
         )
     groups = shift_group_sizes(x.shape[-1], spatial_fraction, temporal_fraction if temporal else 0.0)
-    return _shift(x, groups.spatial, groups.temporal, causal)
+    return apply_shift(x, shift_plan(x.shape[-1], groups, causal, temporal_offset))
 
 
 def shift_tokens_reference(
@@ -144,14 +161,15 @@ def shift_tokens_reference(
     temporal_fraction: float = 1 / 4,
     temporal: bool = True,
     causal: bool = False,
+    temporal_offset: int = 1,
 ) -> torch.Tensor:
     """Slow, obviously correct shift with explicit loops over tokens and channels (for tests)."""
     batch, frames, height, width, channels = x.shape
     groups = shift_group_sizes(channels, spatial_fraction, temporal_fraction if temporal else 0.0)
-    g, k = groups.spatial, groups.temporal
+    g, k, d = groups.spatial, groups.temporal, temporal_offset
     # (dt, dh, dw): where each channel reads from, relative to the receiving token.
     offsets = [(0, 0, -1)] * g + [(0, 0, 1)] * g + [(0, -1, 0)] * g + [(0, 1, 0)] * g
-    offsets += [(-1, 0, 0)] * k + [(0, 0, 0) if causal else (1, 0, 0)] * k
+    offsets += [(-d, 0, 0)] * k + [(0, 0, 0) if causal else (d, 0, 0)] * k
     offsets += [(0, 0, 0)] * (channels - len(offsets))
     rows = []
     for t in range(frames):
@@ -176,6 +194,7 @@ class TokenShift(nn.Module):
         temporal_fraction: float = 1 / 4,
         temporal: bool = True,
         causal: bool = False,
+        temporal_offset: int = 1,
     ) -> None:
         super().__init__()
         groups = shift_group_sizes(dim, spatial_fraction, temporal_fraction if temporal else 0.0)
@@ -183,9 +202,12 @@ class TokenShift(nn.Module):
         self.spatial = groups.spatial
         self.temporal = groups.temporal
         self.causal = causal
+        self.offset = temporal_offset
+        self.plan = shift_plan(dim, groups, causal, temporal_offset)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return _shift(x, self.spatial, self.temporal, self.causal)
+        return apply_shift(x, self.plan)
 
     def extra_repr(self) -> str:
-        return f"dim={self.dim}, spatial={self.spatial}x4, temporal={self.temporal}x2, causal={self.causal}"
+        offset = f", offset={self.offset}" if self.temporal else ""
+        return f"dim={self.dim}, spatial={self.spatial}x4, temporal={self.temporal}x2{offset}, causal={self.causal}"

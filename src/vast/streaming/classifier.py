@@ -1,12 +1,13 @@
 """Online recognition: a causal VAST that takes one step of frames at a time, at O(1) cost per step.
 
-With ``causal=True`` the only thing a block reads from another frame is the ``T-1`` channel group of
-its shift (``k`` channels of the previous token frame, :mod:`vast.ops.shift`); every other layer works
-on each token frame alone (BatchNorm in eval mode and LayerNorm are per token, patch embedding and
-merging do not mix frames). So a step needs, per block, only those ``k`` channels of the previous step,
-and the clip's temporal average pooling becomes a running mean of per-step pooled features: after ``t``
-frames, :meth:`StreamingClassifier.step` returns what ``model(video[:, :, :t])`` returns, up to float
-rounding, at ``1/t`` of its cost.
+With ``causal=True`` a block reads other frames in two ways only: the ``T-d`` channel group of its
+shift (``k`` channels of the token frame ``d`` steps back, :mod:`vast.ops.shift`), and, with a temporal
+context term, the running mean of its input over the frames so far. Every other layer works on each
+token frame alone (BatchNorm in eval mode and LayerNorm are per token, patch embedding and merging do
+not mix frames). So a step needs, per block, only those ``k`` channels of the last ``d`` steps and the
+running sum and count of its input, and the clip's temporal average pooling becomes a running mean of
+per-step pooled features: after ``t`` frames, :meth:`StreamingClassifier.step` returns what
+``model(video[:, :, :t])`` returns, up to float rounding, at ``1/t`` of its cost.
 """
 
 from __future__ import annotations
@@ -19,8 +20,14 @@ import torch
 from torch import nn
 
 from vast.errors import InputShapeError, VastError
-from vast.models.affine_shift import AffineShiftMixer, AffineShiftTransformer, ChannelsLastGroupNorm
-from vast.ops.shift import TokenShift, _shift, shift_parts
+from vast.models.affine_shift import (
+    AffineShiftMixer,
+    AffineShiftTransformer,
+    ChannelsLastGroupNorm,
+    NoContext,
+    TemporalContext,
+)
+from vast.ops.shift import TokenShift, shift_parts
 
 
 class NotStreamableError(VastError, ValueError):
@@ -28,28 +35,55 @@ class NotStreamableError(VastError, ValueError):
 
 
 class CarriedShift(nn.Module):
-    """A causal :class:`~vast.ops.shift.TokenShift` for one token frame at a time: its ``T-1`` channel
-    group comes from the previous step (:attr:`carried`; zeros at the start of a stream, as the offline
-    shift's zero padding), and the current frame's channels are kept for the next step."""
+    """A causal :class:`~vast.ops.shift.TokenShift` for one token frame at a time. Its groups that read
+    a past frame (``T-d``, from the shift's plan) take the channels of ``d`` steps back from
+    :attr:`carried` (``d`` frames, oldest first; zeros at the start of a stream, as the offline shift's
+    zero padding), and the current frame's channels join the carried ones for the next steps."""
 
     def __init__(self, shift: TokenShift) -> None:
         super().__init__()
-        self.dim, self.spatial, self.temporal = shift.dim, shift.spatial, shift.temporal
-        self.carried: torch.Tensor | None = None
+        self.dim, self.spatial, self.temporal, self.offset = shift.dim, shift.spatial, shift.temporal, shift.offset
+        self.plan = list(shift.plan)
+        past = [i for i, (_, _, dim, step) in enumerate(self.plan) if dim == 1 and step < 0]
+        self.past = past[0] if past else -1  # the plan's T-d group, if the shift has one
+        self.carried: list[torch.Tensor] | None = None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if self.temporal == 0:  # nothing crosses frames (a model without temporal shift)
-            self.carried = x[..., :0]
-            return _shift(x, self.spatial, 0, causal=True)
-        start, stop = 4 * self.spatial, 4 * self.spatial + self.temporal
-        past = self.carried if self.carried is not None else torch.zeros_like(x[..., start:stop])
-        self.carried = x[..., start:stop]
-        parts = shift_parts(x, self.spatial, self.temporal, causal=True)
-        parts[4 if self.spatial else 0] = past  # the T-1 group: the previous step's channels
+        parts = shift_parts(x, self.plan)  # one token frame: T-d reads only zeros here, and is replaced
+        if self.past < 0:  # nothing crosses frames (a model without temporal shift)
+            self.carried = [x[..., :0]]
+            return torch.cat(parts, dim=-1)
+        first, end = self.plan[self.past][0], self.plan[self.past][1]
+        current = x[..., first:end]
+        if self.carried is None:
+            frames = torch.zeros_like(current).expand(-1, self.offset, -1, -1, -1)
+        else:
+            frames = self.carried[0]
+        parts[self.past] = frames[:, :1]  # the group's channels d steps back
+        self.carried = [torch.cat((frames[:, 1:], current), dim=1)]
         return torch.cat(parts, dim=-1)
 
     def extra_repr(self) -> str:
-        return f"dim={self.dim}, spatial={self.spatial}x4, carried={self.temporal}"
+        return f"dim={self.dim}, spatial={self.spatial}x4, carried={self.temporal}x{self.offset}"
+
+
+class CarriedContext(nn.Module):
+    """A causal :class:`~vast.models.affine_shift.TemporalContext` for one token frame at a time: the
+    running sum of its input and the number of frames summed are :attr:`carried` from step to step."""
+
+    def __init__(self, context: TemporalContext) -> None:
+        super().__init__()
+        self.proj = context.proj
+        self.carried: list[torch.Tensor] | None = None
+
+    def forward(self, z: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
+        if self.carried is None:
+            total, seen = torch.zeros_like(u), torch.zeros(1, dtype=u.dtype, device=u.device)
+        else:
+            total, seen = self.carried
+        total, seen = total + u, seen + 1
+        self.carried = [total, seen]
+        return z + self.proj(total / seen)
 
 
 def check_streamable(model: nn.Module) -> None:
@@ -59,17 +93,24 @@ def check_streamable(model: nn.Module) -> None:
             f"streaming takes a VAST video model (vast_*), not {type(model).__name__}; "
             "train one with --set model.options.causal=true"
         )
-    shifts = [m.shift for m in model.modules() if isinstance(m, AffineShiftMixer)]
-    if not shifts or not all(isinstance(s, TokenShift) for s in shifts):
+    mixers = [m for m in model.modules() if isinstance(m, AffineShiftMixer)]
+    if not mixers or not all(isinstance(m.shift, TokenShift) for m in mixers):
         raise NotStreamableError(
             "streaming takes the reference model (vast.create_model or a checkpoint), not one rebuilt by "
             "fuse_for_inference; stream the model before fusing it"
         )
-    if any(s.temporal > 0 and not s.causal for s in shifts):
+    if any(m.shift.temporal > 0 and not m.shift.causal for m in mixers):
         raise NotStreamableError(
             "this model's temporal shift reads the next frame, so it cannot run online; train a causal model "
             "(--set model.options.causal=true), or one without temporal shift"
         )
+    if any(isinstance(m.context, TemporalContext) and not m.context.causal for m in mixers):
+        raise NotStreamableError(
+            "this model's temporal context averages over the whole clip, so it cannot run online; train a "
+            "causal model (--set model.options.causal=true), whose context is a running mean"
+        )
+    if not all(isinstance(m.context, (TemporalContext, NoContext)) for m in mixers):
+        raise NotStreamableError("streaming takes the reference model's temporal context, not a replaced one")
     if any(isinstance(m, ChannelsLastGroupNorm) for m in model.modules()):
         raise NotStreamableError(
             "this model's GroupNorm pools over all frames of a clip, so a frame's features depend on later "
@@ -83,35 +124,54 @@ class StreamingStep(nn.Module):
     ``forward(frames, pooled_sum, steps, *carried) -> (logits, pooled_sum, steps, *carried)``
 
     ``frames`` is ``(B, 3, t_patch, H, W)``; ``pooled_sum`` ``(B, C)`` the sum of every step's pooled
-    features, ``steps`` a one-element float tensor counting them, and ``carried`` every block's ``T-1``
-    channels of the previous step. :meth:`initial_state` gives the state a stream starts from. It owns a
-    copy of the model in eval mode (the argument is left untouched).
+    features, ``steps`` a one-element float tensor counting them, and ``carried`` what the blocks carry,
+    in block order: for each shift its ``T-d`` channels of the last ``d`` steps ``(B, d, H', W', k)``,
+    and for each temporal context the running sum of its input and the number of steps summed.
+    :meth:`initial_state` gives the state a stream starts from. It owns a copy of the model in eval mode
+    (the argument is left untouched).
     """
 
     def __init__(self, model: nn.Module) -> None:
         super().__init__()
         check_streamable(model)
         self.model = copy.deepcopy(model).eval()
-        self.shifts = []
+        self.carriers: list[CarriedShift | CarriedContext] = []
         for mixer in self.model.modules():
             if isinstance(mixer, AffineShiftMixer):
                 mixer.shift = CarriedShift(mixer.shift)
-                self.shifts.append(mixer.shift)
+                self.carriers.append(mixer.shift)
+                if isinstance(mixer.context, TemporalContext):
+                    mixer.context = CarriedContext(mixer.context)
+                    self.carriers.append(mixer.context)
         self.t_patch = self.model.t_patch
         self.eval()
+
+    @property
+    def shifts(self) -> list[CarriedShift]:
+        return [c for c in self.carriers if isinstance(c, CarriedShift)]
+
+    def state_count(self) -> int:
+        """How many tensors the blocks carry (``len(carried)``)."""
+        return sum(1 if isinstance(c, CarriedShift) else 2 for c in self.carriers)
 
     def train(self, mode: bool = True) -> StreamingStep:
         """Always eval: a stream uses BatchNorm's running statistics (batch statistics would mix frames)."""
         return super().train(False)
 
-    def features(self, frames: torch.Tensor, carried: Sequence[torch.Tensor | None]) -> tuple[torch.Tensor, list]:
-        """This step's pooled features ``(B, C)`` and the blocks' new carried channels."""
-        for shift, state in zip(self.shifts, carried, strict=True):
-            shift.carried = state
+    def features(self, frames: torch.Tensor, carried: Sequence[torch.Tensor] | None) -> tuple[torch.Tensor, list]:
+        """This step's pooled features ``(B, C)`` and the blocks' new carried tensors (``carried=None``:
+        the start of a stream)."""
+        position = 0
+        for carrier in self.carriers:
+            count = 1 if isinstance(carrier, CarriedShift) else 2
+            carrier.carried = None if carried is None else list(carried[position : position + count])
+            position += count
+        if carried is not None and position != len(carried):
+            raise ValueError(f"the blocks carry {position} tensors, got {len(carried)}")
         tokens = self.model.forward_features(frames)  # (B, 1, H', W', C)
-        new = [shift.carried for shift in self.shifts]
-        for shift in self.shifts:
-            shift.carried = None  # the state lives in the caller's tensors, not in the modules
+        new = [state for carrier in self.carriers for state in carrier.carried]
+        for carrier in self.carriers:
+            carrier.carried = None  # the state lives in the caller's tensors, not in the modules
         return tokens.flatten(1, -2).mean(1), new
 
     def classify(self, mean: torch.Tensor) -> torch.Tensor:
@@ -130,7 +190,7 @@ class StreamingStep(nn.Module):
     def initial_state(self, frames: torch.Tensor) -> tuple[torch.Tensor, ...]:
         """``(pooled_sum, steps, *carried)`` of a new stream of frames shaped like ``frames``: zeros (the
         offline shift's padding before the first frame), shaped by one probe step."""
-        pooled, carried = self.features(torch.zeros_like(frames), [None] * len(self.shifts))
+        pooled, carried = self.features(torch.zeros_like(frames), None)
         zeros = [torch.zeros_like(state) for state in carried]
         return (torch.zeros_like(pooled), torch.zeros(1, dtype=pooled.dtype, device=pooled.device), *zeros)
 
@@ -145,7 +205,8 @@ class StreamingClassifier(nn.Module):
     the whole prefix, though the network's causal state still reaches back over every frame).
 
     The state is what :class:`StreamingStep` takes and returns: per block only the channels its causal
-    shift needs from the previous step (:meth:`carried_elements`), and the running sum of pooled features.
+    shift needs from the last ``d`` steps and, with a temporal context, the running sum of its input
+    (:meth:`carried_elements`), and the running sum of pooled features.
     """
 
     def __init__(self, model: nn.Module, window: int | None = None) -> None:

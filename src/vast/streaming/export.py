@@ -21,7 +21,7 @@ STREAM_FORMATS = ("onnx", "exported")
 
 def state_names(step: StreamingStep) -> tuple[list[str], list[str]]:
     """Input and output names of the exported step."""
-    carried = [f"carried_{i}" for i in range(len(step.shifts))]
+    carried = [f"carried_{i}" for i in range(step.state_count())]
     inputs = ["frames", "pooled_sum", "steps", *carried]
     outputs = ["logits", "pooled_sum_next", "steps_next", *(f"{name}_next" for name in carried)]
     return inputs, outputs
