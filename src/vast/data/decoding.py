@@ -217,9 +217,13 @@ class PyAVDecoder(VideoDecoder):
         self._reformatter = VideoReformatter()  # keeps its conversion context from frame to frame
         self._container = _open_container(self.path)
         self._at_start = True  # nothing read from the container yet: decoding from the start needs no reopening
+        self._skipped = False  # the request being decoded told the decoder to drop a picture
         try:
             self._stream = _video_stream(self._container, self.path)
             self._configure_threads(self._stream)
+            # May unwanted pictures be dropped undecoded: not with a decoder that cannot be told per
+            # packet; else until opening or decoding shows that it does not do what it is told.
+            self._skipping = _skips_per_packet(self._stream.codec_context)
             self._use_index(self._build_index())
         except BaseException:
             self._container.close()
@@ -282,6 +286,9 @@ class PyAVDecoder(VideoDecoder):
         self._at_start = False
         if not packets:
             raise BrokenVideoError(self.path, NO_FRAMES, "the video stream has no frames")
+        if any(p.shown for p in packets):
+            logger.debug("%s: %s ignores skip_frame, decoding every frame", self.path, self._stream.codec_context.name)
+            self._stop_skipping()
         if _trusts_timestamps(self._stream, packets):
             return _index_from_packets(packets)
         logger.debug("%s: the container's timestamps do not say the frame order, decoding once", self.path)
@@ -325,10 +332,25 @@ class PyAVDecoder(VideoDecoder):
         if self._damaged and not self._index.by_decoding:
             logger.debug("%s: a packet does not decode, indexing the file by decoding it", self.path)
             self._use_index(self._index_by_decoding(FrameIndexCache.key(self.path, self._stream.index)))
-            out = self._decode_runs(np.unique(np.minimum(wanted, self.num_frames - 1)))
+            wanted = np.unique(np.minimum(wanted, self.num_frames - 1))
+            out = self._decode_runs(wanted)
+        if self._skipped and not out.keys() >= set(wanted.tolist()):
+            # A wanted packet gave no frame while others were dropped: the decoder does not drop one
+            # picture per packet told to (a truncated file lands here too, once: decoding every
+            # frame is right for it as well).
+            logger.debug("%s: skipping pictures lost a wanted frame, decoding every frame", self.path)
+            self._stop_skipping()
+            out = self._decode_runs(wanted)
         return out
 
+    def _stop_skipping(self) -> None:
+        """Decode every frame from now on, with a fresh decoder: one that was told to skip may keep
+        the setting whatever it is told next (see :func:`_skips_per_packet`)."""
+        self._skipping = False
+        self._reopen()
+
     def _decode_runs(self, wanted: np.ndarray) -> dict[int, np.ndarray]:
+        self._skipped = False
         wanted_set = {int(i) for i in wanted}
         self._wanted_pts = {int(self._pts[i]) for i in wanted_set}
         out: dict[int, np.ndarray] = {}
@@ -395,14 +417,18 @@ class PyAVDecoder(VideoDecoder):
         """The container at the start of the file, with a fresh decoder (the one opened with the
         decoder while nothing has been read from it: an AVI whose index is kept is never demuxed
         on opening)."""
-        if self._at_start:
-            self._at_start = False
-            return self._container
+        if not self._at_start:
+            self._reopen()
+        self._at_start = False
+        return self._container
+
+    def _reopen(self) -> None:
+        """Open the file again: the container at its start, with a fresh decoder."""
         self._container.close()
         self._container = _open_container(self.path)
         self._stream = _video_stream(self._container, self.path)
         self._configure_threads(self._stream)
-        return self._container
+        self._at_start = True
 
     def _frames_after(self, container: av.container.InputContainer, after: int) -> Iterator:
         """Decode forward, yielding ``(index, frame)`` for frames with index > ``after``.
@@ -423,12 +449,17 @@ class PyAVDecoder(VideoDecoder):
             if may_skip:
                 keep = packet.pts is None or packet.pts in self._wanted_pts
                 codec.skip_frame = "DEFAULT" if keep else "NONREF"
+                self._skipped |= not keep
             frames = _decode_packet(packet, self.path)
             if frames is None:
                 self._damaged = True
                 continue
             for frame in frames:
                 self.num_decoded += 1
+                if self._skipped and _stamp(frame) not in self._pts_to_index:
+                    # Counting frames on from the last is wrong once some were dropped: stop here,
+                    # and the wanted frames missing make the request decode every frame.
+                    return
                 index = self._index_of(frame, last)
                 if index is None or index <= after:
                     continue  # leading frames of an open GOP, before the keyframe we seeked to
@@ -445,9 +476,12 @@ class PyAVDecoder(VideoDecoder):
         exception: a picture coded in one packet but decoded under the next one's timestamp) into
         packets of their own. Not when frames are counted rather than named (no timestamp to tell a
         wanted packet by), nor with frame threading, where the setting would reach packets already
-        queued.
+        queued, nor with a decoder that cannot be told per packet (:func:`_skips_per_packet`: libdav1d,
+        AV1's decoder), nor once the decoder was seen not to do what it is told: it output a picture
+        while told to skip all on opening (:func:`_demux_index`), or a wanted frame did not come out
+        (:meth:`_decode`).
         """
-        return self.threads == 1 and self._index.named
+        return self.threads == 1 and self._index.named and self._skipping
 
     def _index_of(self, frame: av.VideoFrame, last: int) -> int | None:
         """A decoded frame's index, by its timestamp; without a known one, counted on from ``last``
@@ -520,6 +554,25 @@ class _PacketInfo(NamedTuple):
     dts: int | None
     key: bool
     damaged: bool  # flagged corrupt, to be discarded (an MP4 edit list cuts it), or rejected by the decoder
+    shown: bool = False  # the decoder output a picture for it though told to skip all: it ignores skip_frame
+
+
+# FFmpeg's AV_CODEC_CAP_OTHER_THREADS (PyAV's Capabilities.auto_threads): the decoder hands packets
+# to a library that decodes in threads of its own.
+_OTHER_THREADS = 1 << 15
+
+
+def _skips_per_packet(codec: av.CodecContext) -> bool:
+    """Whether the decoder can be told, packet by packet, to drop pictures (``skip_frame``).
+
+    FFmpeg's own decoders read the setting as they decode each packet. A wrapper of a library that
+    decodes in threads of its own (:data:`_OTHER_THREADS`: libdav1d for AV1, libvpx) cannot: libdav1d
+    takes the setting the first packet comes with as its mode for the whole stream, seeks included
+    (measured on an SVT-AV1 file of 100 frames: ``NONREF`` first, then ``DEFAULT``, outputs 65;
+    ``ALL`` first outputs the 3 keyframes and nothing else ever after). Such a decoder is never told
+    to skip: skipped frames would no longer map one to one onto the packets told to drop them.
+    """
+    return not codec.codec.capabilities & _OTHER_THREADS
 
 
 def _demux_index(container: av.container.InputContainer, stream: av.VideoStream, path: Path) -> list[_PacketInfo]:
@@ -528,21 +581,29 @@ def _demux_index(container: av.container.InputContainer, stream: av.VideoStream,
     Each packet also goes through the decoder with every picture skipped (``skip_frame=ALL``: the
     decoder parses headers only, a few percent on top of demuxing). A packet the decoder rejects
     even so is one FFmpeg drops, so the timestamps would count a frame that never comes out (an
-    H.264 P slice in an IDR unit): it is marked damaged, and the file is indexed by decoding.
+    H.264 P slice in an IDR unit): it is marked damaged, and the file is indexed by decoding. A
+    picture that comes out even so shows a decoder that ignores the setting (``shown``; Cinepak
+    does). A decoder that cannot be told per packet (:func:`_skips_per_packet`) is not told at all:
+    its packets are demuxed only (a damaged one shows when a request decodes it).
     """
     codec = stream.codec_context
-    codec.skip_frame = "ALL"
+    check = _skips_per_packet(codec)
+    if check:
+        codec.skip_frame = "ALL"
     infos: list[_PacketInfo] = []
     try:
         for packet in _demux(container, stream, path):
-            rejected = _decode_packet(packet, path) is None
+            frames = _decode_packet(packet, path) if check else []
+            rejected = frames is None
             if packet.size:  # flush packets at the end of the stream carry no frame
                 damaged = packet.is_corrupt or packet.is_discard or rejected
-                infos.append(_PacketInfo(packet.pts, packet.dts, packet.is_keyframe, damaged))
-            elif rejected and infos:  # a threaded decoder reports an error when it drains
-                infos[-1] = infos[-1]._replace(damaged=True)
+                infos.append(_PacketInfo(packet.pts, packet.dts, packet.is_keyframe, damaged, bool(frames)))
+            elif infos and (rejected or frames):  # a threaded decoder reports when it drains
+                last = infos[-1]
+                infos[-1] = last._replace(damaged=last.damaged or rejected, shown=last.shown or bool(frames))
     finally:
-        codec.skip_frame = "DEFAULT"  # the next seek flushes what this pass left in the decoder
+        if check:
+            codec.skip_frame = "DEFAULT"  # the next seek flushes what this pass left in the decoder
     return infos
 
 
