@@ -12,6 +12,9 @@ def test_model_arguments_parse_into_names_and_literal_options():
         "vast_tiny", (("t_patch", 2), ("norm", "layernorm"), ("fused", True))
     )  # fmt: skip
     assert bench.parse_model_arg("swin3d_t") == ("swin3d_t", ())
+    assert bench.parse_model_arg("vast_tiny:temporal_offsets=[1,2],temporal_context=True,fused=True") == (
+        "vast_tiny", (("temporal_offsets", (1, 2)), ("temporal_context", True), ("fused", True))
+    )  # fmt: skip
 
 
 def test_bad_names_and_options_raise_clear_errors():

@@ -91,7 +91,8 @@ def parse_model_arg(text: str) -> tuple[str, tuple[tuple[str, Any], ...]]:
         close = difflib.get_close_matches(name, known, n=4, cutoff=0.5)
         hint = f"did you mean {', '.join(close)}?" if close else f"known: {', '.join(known)}"
         raise UnknownModelError(f"unknown model {name!r}; {hint}")
-    return name, tuple(_parse_option(name, item, text) for item in filter(None, rest.split(",")))
+    items = re.split(r",(?![^\[\(]*[\]\)])", rest)  # commas inside [...] or (...) belong to a value
+    return name, tuple(_parse_option(name, item, text) for item in filter(None, items))
 
 
 def _parse_option(name: str, item: str, text: str) -> tuple[str, Any]:
@@ -102,9 +103,10 @@ def _parse_option(name: str, item: str, text: str) -> tuple[str, Any]:
     if name not in list_models():
         raise ConfigError(f"options ({item!r}) apply to VAST models only, not to {name}")
     try:
-        return key, ast.literal_eval(value)
+        parsed = ast.literal_eval(value)
     except (ValueError, SyntaxError):
         return key, value
+    return key, tuple(parsed) if isinstance(parsed, list) else parsed  # hashable, as a spec must be
 
 
 def weights_input(name: str) -> tuple[int, ...]:
