@@ -251,3 +251,68 @@ def test_unwanted_non_reference_frames_are_not_decoded(barcode_video, barcodes):
         np.testing.assert_array_equal(frame, reference[index])
     assert barcodes(frames) == wanted
     assert decoded < 0.8 * 111  # x264's B-pyramid leaves about half the B-frames unreferenced
+
+
+@pytest.fixture
+def av1_video(barcode_video):
+    """``make(extension, **options) -> path``: 100 barcode frames 64x64 in AV1 from PyAV's own
+    SVT-AV1, a keyframe every 40 frames, as the issue's file (made with the ffmpeg command line)."""
+    if "libsvtav1" not in av.codecs_available:
+        pytest.skip("this PyAV's FFmpeg has no libsvtav1 encoder")
+
+    def make(extension: str, **options: str):
+        path, _ = barcode_video(f"av1{extension}", 100, codec="libsvtav1", gop=40, size=(64, 64), options=options)
+        return path
+
+    return make
+
+
+@pytest.mark.parametrize("extension", [".mkv", ".webm", ".mp4"])
+def test_av1_frames_asked_alone_in_fresh_decoders(av1_video, barcodes, extension):
+    # libdav1d keeps the skip setting of the first packet for good: frame 3 (not a keyframe) was
+    # called broken, 81 came back as keyframe 80.
+    path = av1_video(extension, preset="12")
+    for wanted in ([3], [81], [0], [99], [50, 62, 99], [99, 3, 3, 41]):
+        with open_video(path) as video:
+            assert video.num_frames == 100
+            assert barcodes(video.get_frames(wanted)) == wanted, (extension, wanted)
+    assert check_video(path) is None
+
+
+def test_av1_with_forward_keyframes(av1_video, barcodes):
+    # irefresh-type=1: the keyframes after the first are shown from a later packet than their own.
+    path = av1_video(".mkv", preset="12", **{"svtav1-params": "irefresh-type=1"})
+    for wanted in ([3], [41], [81], [79, 80, 81]):
+        with open_video(path) as video:
+            assert barcodes(video.get_frames(wanted)) == wanted, wanted
+
+
+def test_a_decoder_that_ignores_skip_all_on_opening_decodes_every_frame(av1_video, barcodes, monkeypatch):
+    """Were libdav1d taken for a decoder that can be told per packet, opening would see it output
+    keyframes while told to skip all, and stop skipping with a fresh decoder."""
+    path = av1_video(".mkv", preset="12")
+    monkeypatch.setattr(decoding, "_skips_per_packet", lambda codec: True)
+    with PyAVDecoder(path) as video:
+        assert not video._may_skip()
+        assert barcodes(video.get_frames([3, 81])) == [3, 81]
+
+
+def test_a_wanted_frame_lost_to_skipping_makes_the_request_decode_every_frame(av1_video, barcodes, monkeypatch):
+    """Skipping is told per packet, the decoder drops others (libdav1d, with nothing to catch it
+    on opening): the request is decoded again without skipping, and so are the next ones."""
+    path = av1_video(".mkv", preset="12")
+    demux_index = decoding._demux_index
+
+    def demux_only(*args):  # as for a decoder that cannot be told: nothing decoded on opening
+        with monkeypatch.context() as patch:
+            patch.setattr(decoding, "_skips_per_packet", lambda codec: False)
+            return demux_index(*args)
+
+    monkeypatch.setattr(decoding, "_skips_per_packet", lambda codec: True)
+    monkeypatch.setattr(decoding, "_demux_index", demux_only)
+    for wanted in ([3], [81], [50, 62, 99, 5]):  # 3, 81 and 5 are not references: libdav1d drops them
+        with PyAVDecoder(path) as video:
+            assert video._may_skip()
+            assert barcodes(video.get_frames(wanted)) == wanted
+            assert not video._may_skip()
+            assert barcodes(video.get_frames([7, 6])) == [7, 6]
