@@ -8,12 +8,13 @@ import timm
 import torch
 from torchvision.models import ResNet18_Weights, resnet18
 from torchvision.models.video import MViT_V2_S_Weights, Swin3D_T_Weights, mvit_v2_s, swin3d_t
+from torchvision.models.video.swin_transformer import ShiftedWindowAttention3d, SwinTransformer3d
 
 import vast
 from vast.engine.config import load_config
 from vast.engine.train import train
 from vast.errors import ConfigError, InputShapeError
-from vast.models.peers import PEERS, options_for_gmacs, temporal_shift
+from vast.models.peers import PEERS, WindowAttention3d, options_for_gmacs, temporal_shift
 
 CLIP = (2, 3, 4, 32, 32)
 SMALL = {  # small options for fast tests on CLIP-sized inputs
@@ -169,6 +170,118 @@ def test_tsn_is_blind_to_frame_order_and_tsm_is_not():
         torch.testing.assert_close(tsn(shuffled), tsn(x), atol=1e-5, rtol=1e-5)
         tsm = vast.create_model("tsm", num_classes=5, width=16).eval()
         assert not torch.allclose(tsm(shuffled), tsm(x), atol=1e-4, rtol=1e-3)
+
+
+# ---- Video Swin's relative position bias in windows shrunk to small maps --------------------------
+
+
+def _offset_index(full, window):
+    """The table row of every token pair (p, q) of ``window``, written out: the offset p - q in the
+    full window's numbering, ``(dt + Wt-1) (2Wh-1) (2Ww-1) + (dh + Wh-1) (2Ww-1) + (dw + Ww-1)``."""
+    tokens = [(t, h, w) for t in range(window[0]) for h in range(window[1]) for w in range(window[2])]
+    rows = []
+    for p in tokens:
+        row = []
+        for q in tokens:
+            dt, dh, dw = (a - b for a, b in zip(p, q))
+            row.append(
+                (dt + full[0] - 1) * (2 * full[1] - 1) * (2 * full[2] - 1)
+                + (dh + full[1] - 1) * (2 * full[2] - 1)
+                + (dw + full[2] - 1)
+            )
+        rows.append(row)
+    return torch.tensor(rows)
+
+
+def _used_index(layer, window):
+    """The table rows ``layer`` adds to its attention in ``window``: each row of its table holds its number."""
+    with torch.no_grad():
+        rows = torch.arange(layer.relative_position_bias_table.shape[0], dtype=torch.float32)
+        layer.relative_position_bias_table.copy_(rows[:, None].expand_as(layer.relative_position_bias_table))
+        bias = layer.get_relative_position_bias(list(window))  # (1, heads, vol, vol)
+    assert (bias == bias[:, :1]).all()  # every head the same
+    return bias[0, 0].long()
+
+
+FULL = (2, 3, 3)
+
+
+@pytest.mark.parametrize(
+    ("window", "torchvision_right"),
+    [((2, 2, 2), False), ((2, 3, 1), False), ((1, 2, 3), True), (FULL, True)],
+)
+def test_window_attention_uses_each_pairs_own_offset(window, torchvision_right):
+    """Ours is the offset formula for every window; torchvision's ``index[:vol, :vol]`` is only where the
+    window shrinks in the leading dimensions alone (its tokens are then a prefix of the full window's)."""
+    expected = _offset_index(FULL, window)
+    ours = WindowAttention3d(8, list(FULL), [0, 0, 0], num_heads=2)
+    assert torch.equal(_used_index(ours, window), expected)
+    theirs = ShiftedWindowAttention3d(8, list(FULL), [0, 0, 0], num_heads=2)
+    assert torch.equal(_used_index(theirs, window), expected) == torchvision_right
+
+
+def _biases_by_offset(layer, window):
+    """The biases (one per head) ``layer`` adds to the token pairs of ``window``, grouped by their offset p - q."""
+    with torch.no_grad():
+        bias = layer.get_relative_position_bias(list(window))[0]  # (heads, vol, vol)
+    tokens = [(t, h, w) for t in range(window[0]) for h in range(window[1]) for w in range(window[2])]
+    groups = {}
+    for i, p in enumerate(tokens):
+        for j, q in enumerate(tokens):
+            groups.setdefault(tuple(a - b for a, b in zip(p, q)), []).append(bias[:, i, j])
+    return groups
+
+
+def _one_bias_per_offset(groups):
+    """Whether pairs at one offset share one bias and pairs at different offsets have different ones."""
+    same = all(torch.equal(b, biases[0]) for biases in groups.values() for b in biases)
+    return same and len(torch.stack([biases[0] for biases in groups.values()]).unique(dim=0)) == len(groups)
+
+
+@pytest.mark.parametrize(("full", "window"), [((4, 4, 4), (4, 2, 2)), ((2, 3, 3), (2, 2, 2))])
+def test_window_attention_gives_pairs_at_one_offset_one_bias_in_a_shrunk_window(full, window):
+    """(4, 2, 2) of (4, 4, 4) is video_swin's stage 3 at 8 x 32^2, where torchvision gives the offsets
+    (0, 0, 1) and (0, 1, -1) one table row; in (2, 2, 2) of (2, 3, 3) it gives one offset several rows."""
+    torch.manual_seed(0)
+    ours = WindowAttention3d(8, list(full), [0, 0, 0], num_heads=2)
+    assert _one_bias_per_offset(_biases_by_offset(ours, window))
+    theirs = ShiftedWindowAttention3d(8, list(full), [0, 0, 0], num_heads=2)
+    theirs.load_state_dict(ours.state_dict())
+    assert not _one_bias_per_offset(_biases_by_offset(theirs, window))  # torchvision's bug
+
+
+SWIN_SMALL = dict(
+    patch_size=[2, 4, 4], embed_dim=8, depths=[1, 1, 1], num_heads=[1, 1, 2], window_size=[2, 4, 4], num_classes=5
+)
+
+
+def _last_tokens(swin, x):
+    """The last stage's tokens of a ``SwinTransformer3d``, before its norm and head."""
+    return swin.features(swin.patch_embed(x))
+
+
+def test_video_swin_keeps_torchvisions_state_dict_and_differs_only_in_shrunk_windows():
+    torch.manual_seed(0)
+    options = {key: tuple(v) if isinstance(v, list) else v for key, v in SWIN_SMALL.items()}
+    ours = vast.create_model("video_swin", **options).eval()
+    theirs = SwinTransformer3d(**SWIN_SMALL, stochastic_depth_prob=0.0).eval()
+    assert _shapes(ours) == _shapes(theirs) and list(ours.state_dict()) == list(theirs.state_dict())
+    with torch.no_grad():  # biases that matter (initialised at std 0.02 they barely move the logits)
+        for key, value in ours.named_parameters():
+            if key.endswith("relative_position_bias_table"):
+                value.normal_()
+    theirs.load_state_dict(ours.state_dict())  # strictly
+    assert all(isinstance(block.attn, WindowAttention3d) for stage in ours.features[::2] for block in stage)
+    with torch.no_grad():
+        # 4 x 32^2 clips: token maps 2 x 8^2, 2 x 4^2, 2 x 2^2; only the last one shrinks the (2, 4, 4) window in H, W
+        x = torch.randn(1, 3, 4, 32, 32)
+        assert (_last_tokens(ours, x) - _last_tokens(theirs, x)).abs().max() > 1e-3
+        # 4 x 64^2 clips: maps 2 x 16^2, 2 x 8^2, 2 x 4^2; no window shrinks in H or W
+        x = torch.randn(1, 3, 4, 64, 64)
+        torch.testing.assert_close(ours(x), theirs(x), atol=0, rtol=0)
+        # 2 x 64^2 clips: maps 1 x 16^2, ...; windows shrink in T alone, where torchvision is right
+        x = torch.randn(1, 3, 2, 64, 64)
+        torch.testing.assert_close(ours(x), theirs(x), atol=0, rtol=0)
 
 
 # ---- hand counts -------------------------------------------------------------------------------------

@@ -33,8 +33,9 @@ import torch.nn.functional as F
 from timm.layers import DropPath
 from torch import nn
 from torchvision.models.resnet import conv1x1, conv3x3
+from torchvision.models.swin_transformer import SwinTransformerBlock
 from torchvision.models.video.mvit import MSBlockConfig, MViT
-from torchvision.models.video.swin_transformer import SwinTransformer3d
+from torchvision.models.video.swin_transformer import ShiftedWindowAttention3d, SwinTransformer3d
 
 from vast.errors import CheckpointError, ConfigError, InputShapeError
 from vast.models.flops import count_flops
@@ -44,10 +45,12 @@ __all__ = [
     "FrameResNet",
     "MViTv2",
     "VideoSwin",
+    "WindowAttention3d",
     "mvit_block_settings",
     "options_for_gmacs",
     "peer_options",
     "temporal_shift",
+    "window_position_index",
 ]
 
 PEERS = ("video_swin", "mvit_v2", "tsm", "tsn")
@@ -122,12 +125,56 @@ def _check_clip(x: torch.Tensor, name: str, clip: tuple[int, ...] | None = None)
 # --------------------------------------------------------------------------------------------------
 
 
+def window_position_index(full_index: torch.Tensor, full: Sequence[int], window: Sequence[int]) -> torch.Tensor:
+    """The relative position index of the tokens of a ``window`` (t, h, w) inside the ``full`` window.
+
+    ``full_index`` is the full window's ``(vol, vol)`` index (torchvision's ``relative_position_index``:
+    the table row of the offset p - q of tokens p, q). A token of the smaller window sits at the same
+    (t, h, w) coordinates in the full window, so its pairs keep their offsets and table rows: the index is
+    the full one restricted to those coordinates, for queries and keys.
+    """
+    t, h, w = window
+    grid = full_index.view(*full, *full)
+    return grid[:t, :h, :w, :t, :h, :w].reshape(t * h * w, t * h * w)
+
+
+torch.fx.wrap("window_position_index")  # window sizes are computed at run time, as in torchvision
+
+
+class WindowAttention3d(ShiftedWindowAttention3d):
+    """torchvision's ``ShiftedWindowAttention3d`` (same parameters, buffers and names) with the relative
+    position bias of the window actually used.
+
+    torchvision shrinks a window to a map smaller than it, then takes ``relative_position_index[:vol, :vol]``
+    of the full window's index. The flattened (t, h, w) tokens of a window smaller in H or W are not the
+    first ``vol`` tokens of the full window, so those pairs get the biases of other offsets (the same
+    bias for different offsets, different biases for the same offset): with video_swin's defaults at
+    8 x 32^2, stage 3's (4, 2, 2) windows of (4, 4, 4) get 49 rows for their 63 offsets, e.g. (0, 0, 1)
+    and (0, 1, -1) share one. Here every pair gets its own offset's row.
+    """
+
+    def get_relative_position_bias(self, window_size: list[int]) -> torch.Tensor:
+        index = window_position_index(self.relative_position_index, self.window_size, window_size)
+        vol = window_size[0] * window_size[1] * window_size[2]
+        bias = self.relative_position_bias_table[index.flatten()].view(vol, vol, -1)
+        return bias.permute(2, 0, 1).contiguous().unsqueeze(0)  # (1, heads, vol, vol), as torchvision's
+
+
+def _swin_block(*args: Any, attn_layer: Callable[..., nn.Module] | None = None, **kwargs: Any) -> SwinTransformerBlock:
+    """torchvision's ``SwinTransformerBlock`` with :class:`WindowAttention3d` in place of the ``attn_layer``
+    given (``SwinTransformer3d`` passes ``ShiftedWindowAttention3d`` to ``block`` explicitly, so a
+    ``partial`` with another ``attn_layer`` would be overridden)."""
+    return SwinTransformerBlock(*args, attn_layer=WindowAttention3d, **kwargs)
+
+
 class VideoSwin(SwinTransformer3d):
-    """torchvision's ``SwinTransformer3d`` (same layers and names) with vast's ``check_input`` and
-    ``pretrained_cfg``; it takes clips of any size (maps are padded to whole windows)."""
+    """torchvision's ``SwinTransformer3d`` (same layers and names, so its checkpoints load) with vast's
+    ``check_input`` and ``pretrained_cfg``, and :class:`WindowAttention3d`, which fixes torchvision's
+    position bias in windows shrunk to small maps; it takes clips of any size (maps are padded to whole
+    windows)."""
 
     def __init__(self, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
+        super().__init__(block=_swin_block, **kwargs)
         self.pretrained_cfg = _pretrained_cfg(self.num_classes, DEFAULT_CLIP)
 
     def check_input(self, x: torch.Tensor) -> None:
