@@ -2,12 +2,14 @@
 
 Frame ``i`` of a file is the ``i``-th frame of ``ffmpeg -i F -fps_mode passthrough -pix_fmt rgb24 -f
 rawvideo -``. The corpus: OpenCV's sample videos (Debian's ``opencv-doc``), which ship the problems
-public data sets have, and files the ffmpeg command line makes to show one problem each. Used by
-``tests/data/test_decoding_real_world.py`` and ``benchmarks/compare_decoders.py``.
+public data sets have, files the ffmpeg command line makes to show one problem each, and AV1 and
+VP9 as video sites serve them now (data sets downloaded today, Kinetics among them, come in good
+part as AV1 in WebM, MKV or MP4). Used by ``tests/data/test_decoding_real_world.py`` and
+``benchmarks/compare_decoders.py``.
 
 Nothing here runs ffmpeg on import. A file that cannot be had (no ffmpeg, no ``opencv-doc``, an
-ffmpeg without libxvid) raises :class:`CorpusUnavailable`, whose one-line message says what to
-install; the tests turn it into a skip.
+ffmpeg without libxvid, libsvtav1, libaom-av1 or libvpx-vp9) raises :class:`CorpusUnavailable`,
+whose one-line message says what to install; the tests turn it into a skip.
 """
 
 from __future__ import annotations
@@ -50,11 +52,29 @@ MADE = {
     "mpeg2.mpg": ["-c:v", "mpeg2video", "-bf", "2", "-g", "12"],  # MPEG-PS: not every packet has a pts
     "h264.ts": ["-c:v", "libx264", "-bf", "3", "-g", "25", "-threads", "1"],
 }
+# name -> (frames, ffmpeg output options) for a 64x64, 25 fps test pattern (SVT-AV1's smallest size):
+# the AV1 and VP9 encoders video sites use, in the containers they serve. A keyframe every 40 frames
+# (100 frames: three keyframes) or every 250 (300 frames: two). libdav1d, FFmpeg's AV1 decoder, and
+# libaom's alt-ref frames (coded hidden, shown later by a header-only temporal unit) are what these
+# show; `irefresh-type=1` makes SVT-AV1's later keyframes forward keyframes (an open GOP).
+_SVT_AV1 = ["-c:v", "libsvtav1", "-preset", "10"]
+_AOM_AV1 = ["-c:v", "libaom-av1", "-cpu-used", "8", "-row-mt", "1"]
+_IREFRESH = ["-svtav1-params", "irefresh-type=1"]
+WEB = {
+    "svtav1_g40.mkv": (100, [*_SVT_AV1, "-g", "40"]),  # as the issue's file
+    "svtav1_g40_irefresh.webm": (100, [*_SVT_AV1, "-g", "40", *_IREFRESH]),
+    "svtav1_g250.mp4": (300, [*_SVT_AV1, "-g", "250"]),
+    "svtav1_g250_irefresh.mkv": (300, [*_SVT_AV1, "-g", "250", *_IREFRESH]),
+    "aom_g40.webm": (100, [*_AOM_AV1, "-g", "40"]),
+    "aom_g40.mp4": (100, [*_AOM_AV1, "-g", "40"]),
+    "aom_g250.mkv": (300, [*_AOM_AV1, "-g", "250"]),
+    "vp9_frame_parallel.webm": (100, ["-c:v", "libvpx-vp9", "-row-mt", "1", "-frame-parallel", "1", "-g", "40"]),
+}
 DAMAGED = "damaged.mp4"  # good.mp4 with one P slice's NAL type set to IDR: FFmpeg drops that frame
 # good.mp4 copied from 1.3 s: the copy starts at the keyframe before, an edit list discards 3 frames
 EDIT_LIST = "edit_list.mp4"
 
-CORPUS = [*PUBLIC, *MADE, DAMAGED, EDIT_LIST]
+CORPUS = [*PUBLIC, *MADE, DAMAGED, EDIT_LIST, *WEB]
 # Decoded by a newer FFmpeg (PyAV's) than the command line's, MS-MPEG4 frames differ in a few pixels
 # by 1 (mean 0.001); distinct neighbouring frames differ by 0.025 or more (cup.mp4). A frame whose
 # mean absolute difference from the reference exceeds this is another frame.
@@ -105,6 +125,8 @@ class Corpus:
             damage_one_slice(self.path("good.mp4"), path)
         elif name == EDIT_LIST:
             cut_with_edit_list(self.path("good.mp4"), path)
+        elif name in WEB:
+            make_web(name, path)
         else:
             make(name, path)
 
@@ -130,6 +152,16 @@ def make(name: str, path: Path) -> None:
         raise CorpusUnavailable("this ffmpeg has no libxvid encoder (it packs B-frames as DivX did)")
     pattern = ["-f", "lavfi", "-i", "testsrc=size=160x120:rate=25"]
     _ffmpeg(["-y", *pattern, "-frames:v", "90", *MADE[name], str(path)])
+
+
+def make_web(name: str, path: Path) -> None:
+    """Encode ffmpeg's test pattern as :data:`WEB` says for ``name``."""
+    frames, options = WEB[name]
+    encoder = options[options.index("-c:v") + 1]
+    if encoder not in _ffmpeg_encoders():
+        raise CorpusUnavailable(f"this ffmpeg has no {encoder} encoder; Debian's has it: apt-get install ffmpeg")
+    pattern = ["-f", "lavfi", "-i", "testsrc=size=64x64:rate=25"]
+    _ffmpeg(["-y", *pattern, "-frames:v", str(frames), *options, str(path)])
 
 
 def cut_with_edit_list(good: Path, path: Path) -> None:
