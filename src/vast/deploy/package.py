@@ -38,6 +38,7 @@ from torch import nn
 from vast.errors import CheckpointError, ConfigError, UnknownModelError
 from vast.models.flops import count_flops
 from vast.models.registry import create_model, get_entrypoint
+from vast.models.saved_options import pin_options, saved_options
 from vast.models.weights import load_weights, read_state_dict
 
 CONFIG_FILE = "config.json"
@@ -130,7 +131,8 @@ def read_package(folder: str | Path) -> PackageConfig:
     cfg = dict(raw.get("pretrained_cfg") or {})
     num_classes = int(raw.get("num_classes", cfg.get("num_classes", 0)))
     labels = raw.get("label_names") or cfg.get("label_names") or [str(i) for i in range(num_classes)]
-    return PackageConfig(folder, raw["architecture"], num_classes, list(labels), dict(raw.get("model_args") or {}), cfg)
+    model_args = saved_options(raw["architecture"], dict(raw.get("model_args") or {}))
+    return PackageConfig(folder, raw["architecture"], num_classes, list(labels), model_args, cfg)
 
 
 def load_package(folder: str | Path, *, num_classes: int | None = None, **overrides: Any) -> nn.Module:
@@ -236,7 +238,7 @@ def hub_config(
     if isinstance(getattr(model, "global_pool", None), str) and model.global_pool:
         hub["global_pool"] = model.global_pool
     hub["label_names"] = list(class_names)
-    hub["model_args"] = dict(config["model"].get("options") or {})
+    hub["model_args"] = pin_options(config["model"]["name"], dict(config["model"].get("options") or {}))
     hub["pretrained_cfg"] = pretrained_cfg_for(model, config["data"], num_classes)
     return hub
 

@@ -30,6 +30,7 @@ from vast.engine.distributed import DistInfo, resolve_device
 from vast.engine.train import as_model_input
 from vast.errors import CheckpointError, ConfigError
 from vast.models import create_model
+from vast.models.saved_options import saved_options
 
 _logger = logging.getLogger(__name__)
 
@@ -103,6 +104,7 @@ def _load_checkpoint(path: Path, ema: bool) -> LoadedRun:
         )
     state = load_checkpoint(path)
     config = config_from_dict(state["config"])
+    config.model.options = saved_options(config.model.name, config.model.options)
     weights = "ema" if ema else "model"
     if ema and not state.get("ema"):
         raise ConfigError(f"{path} holds no EMA weights (trained without train.ema); drop --ema")

@@ -19,6 +19,7 @@ continues it (``train.auto_resume``); ``train.checkpoint_every`` / ``train.check
 from __future__ import annotations
 
 import contextlib
+import copy
 import logging
 import shutil
 import time
@@ -69,6 +70,7 @@ from vast.engine.distributed import (
 from vast.engine.preemption import StopSignals, TrainingStopped
 from vast.errors import CheckpointError, ConfigError, VastError
 from vast.models import create_model
+from vast.models.saved_options import pin_options, saved_options
 
 _logger = logging.getLogger(__name__)
 
@@ -130,6 +132,13 @@ def accuracy_counts(logits: torch.Tensor, labels: torch.Tensor, k: int = 5) -> t
     return int(hits[:, 0].sum()), int(hits.any(dim=-1).sum())
 
 
+def _saved_config(state: dict[str, Any]) -> RunConfig:
+    """A checkpoint's configuration, its model options as it was trained with (saved_options)."""
+    saved = config_from_dict(state["config"])
+    saved.model.options = saved_options(saved.model.name, saved.model.options)
+    return saved
+
+
 class Trainer:
     """Trains ``config``; ``resume`` is a checkpoint file or run folder to continue from. Without it,
     the output folder's own ``last.pt`` is continued when it holds a run of the same configuration
@@ -139,6 +148,8 @@ class Trainer:
         self, config: RunConfig, resume: str | Path | None = None, quiet: bool = False, restart: bool = False
     ) -> None:
         self.quiet = quiet
+        config = copy.deepcopy(config)  # the caller's config is left as it is
+        config.model.options = pin_options(config.model.name, config.model.options)  # saved runs name them
         self.dist: DistInfo = init_distributed(config.train.device)
         config.train.amp = resolve_amp(config.train.amp, self.dist.device)
         if config.train.amp == "fp16" and self.dist.device.type != "cuda":
@@ -219,7 +230,7 @@ class Trainer:
     def _resumed_config(config: RunConfig, state: dict[str, Any]) -> RunConfig:
         """The checkpoint's configuration, with the run length, place and checkpointing the caller asks for
         (an explicit resume may also change ``train.epochs``: the schedule then stretches from where it is)."""
-        saved = config_from_dict(state["config"])
+        saved = _saved_config(state)
         for key in (*RUN_LENGTH_AND_PLACE, "train.epochs"):
             section, name = key.split(".")
             setattr(getattr(saved, section), name, getattr(getattr(config, section), name))
@@ -232,7 +243,7 @@ class Trainer:
         if not config.train.auto_resume or not last.is_file():
             return None
         state = load_checkpoint(last)
-        saved = config_from_dict(state["config"])
+        saved = _saved_config(state)
         differing = config_differences(saved, config)
         if differing:
             shown = ", ".join(differing[:4]) + (f" and {len(differing) - 4} more" if len(differing) > 4 else "")
