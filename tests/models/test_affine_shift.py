@@ -87,7 +87,7 @@ def test_temporal_context_costs_c_squared_per_position_or_per_token_when_causal(
 
 def test_a_fresh_temporal_context_changes_nothing():
     torch.manual_seed(0)
-    plain = vast.create_model("vast_nano", num_classes=5).eval()
+    plain = vast.create_model("vast_nano", num_classes=5, temporal_context=False).eval()
     with_context = vast.create_model("vast_nano", num_classes=5, temporal_context=True).eval()
     missing, unexpected = with_context.load_state_dict(plain.state_dict(), strict=False)
     assert not unexpected and missing and all(".context." in key for key in missing)
@@ -298,10 +298,10 @@ def test_initialisation():
     stds = [
         m.weight.std().item()
         for n, m in model.named_modules()
-        if isinstance(m, torch.nn.Linear) and "affine" not in n
+        if isinstance(m, torch.nn.Linear) and "affine" not in n and "context" not in n
     ]
     assert all(0.015 < s < 0.025 for s in stds)  # truncated normal, std 0.02
-    affines = [p for n, p in model.named_parameters() if ".mixer.affine." in n]
+    affines = [p for n, p in model.named_parameters() if ".mixer.affine." in n or ".mixer.context." in n]
     assert affines and all(torch.count_nonzero(p) == 0 for p in affines)
     rates = [getattr(b.drop_path1, "drop_prob", 0.0) for s in model.stages for b in s.blocks]
     assert rates[0] == 0 and rates[-1] == pytest.approx(0.1) and rates == sorted(rates)

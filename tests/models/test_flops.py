@@ -6,9 +6,10 @@ import vast
 
 
 def _hand_count_macs(
-    dim: int, depths, tokens_per_frame: int, frames: int, num_classes: int, t_patch: int = 1
+    dim: int, depths, tokens_per_frame: int, frames: int, num_classes: int, t_patch: int = 1, context: bool = True
 ):
-    """Multiply-adds of one forward pass, written out layer by layer."""
+    """Multiply-adds of one forward pass, written out layer by layer (``context``: a temporal context term,
+    C^2 per position, in every block of a video model)."""
     t = frames // t_patch
     n = t * tokens_per_frame  # stage-1 tokens
     macs = n * 3 * 16 * t_patch * dim  # patch embedding: 3 * 4 * 4 * t_patch inputs per output
@@ -20,6 +21,8 @@ def _hand_count_macs(
             width *= 2
         per_token = 4 * width * width + 2 * 4 * width * width  # mixer (V, O, affine 2C) + MLP (ratio 4)
         macs += depth * n * per_token
+        if context and frames > 1:
+            macs += depth * (n // t) * width * width  # W_c on each position's mean over the t frames
     return macs + width * num_classes
 
 
@@ -35,6 +38,9 @@ def test_count_flops_t_patch_and_image_model():
     model = vast.create_model("vast_nano", num_classes=10, t_patch=2)
     gmacs, _ = vast.count_flops(model, (1, 3, 8, 64, 64))
     assert round(gmacs * 1e9) == _hand_count_macs(32, (1, 1, 3, 1), 16 * 16, 8, 10, t_patch=2)
+    old = vast.create_model("vast_nano", num_classes=10, temporal_context=False)  # the default before
+    gmacs, _ = vast.count_flops(old, (1, 3, 8, 64, 64))
+    assert round(gmacs * 1e9) == _hand_count_macs(32, (1, 1, 3, 1), 16 * 16, 8, 10, context=False)
     image = vast.create_model("ast_nano", num_classes=10)
     gmacs, _ = vast.count_flops(image, (1, 3, 64, 64))
     assert round(gmacs * 1e9) == _hand_count_macs(32, (1, 1, 3, 1), 16 * 16, 1, 10)

@@ -55,10 +55,11 @@ def test_an_offset_carries_that_many_frames_and_a_context_its_sum():
     # vast_nano: widths 32, 64, 128, 256 on 8x8, 4x4, 2x2, 1x1 tokens, depths 1, 1, 3, 1; k = C/8 channels
     tokens_and_k = [(64, 4), (16, 8), (4, 16), (4, 16), (4, 16), (1, 32)]
     offsets = [2, 3, 2, 3, 2, 3]
-    stream = StreamingClassifier(create_model("vast_nano", causal=True, temporal_offsets=[2, 3]).eval())
+    options = dict(causal=True, temporal_context=False)
+    stream = StreamingClassifier(create_model("vast_nano", temporal_offsets=[2, 3], **options).eval())
     stream.step(torch.randn(1, 3, 1, 32, 32))
     assert stream.carried_elements() == sum(d * n * k for d, (n, k) in zip(offsets, tokens_and_k, strict=True))
-    with_context = StreamingClassifier(create_model("vast_nano", causal=True, temporal_context=True).eval())
+    with_context = StreamingClassifier(create_model("vast_nano", causal=True, temporal_offsets=1).eval())
     with_context.step(torch.randn(1, 3, 1, 32, 32))
     sums = sum(n * 8 * k for n, k in tokens_and_k)  # a running sum of all C = 8 k channels per position
     assert with_context.carried_elements() == sum(n * k for n, k in tokens_and_k) + sums + 6  # + a count each
@@ -89,7 +90,7 @@ def test_a_window_averages_the_last_steps(randomize):
 
 
 def test_only_the_shifted_channels_are_carried(randomize):
-    model = _causal("vast_nano", randomize)
+    model = _causal("vast_nano", randomize, temporal_offsets=1, temporal_context=False)
     stream = StreamingClassifier(model)
     stream.step(torch.randn(1, 3, 1, 32, 32))
     # vast_nano: widths 32, 64, 128, 256 on 8x8, 4x4, 2x2, 1x1 tokens, depths 1, 1, 3, 1; k = C/8 channels

@@ -429,8 +429,8 @@ class AffineShiftTransformer(nn.Module):
         temporal_fraction: float = 1 / 4,
         temporal_shift: bool = True,
         causal: bool = False,
-        temporal_offsets: int | Sequence[int] = 1,
-        temporal_context: bool = False,
+        temporal_offsets: int | Sequence[int] = (1, 2),  # docs/study.md, "Temporal reach"
+        temporal_context: bool = True,
         drop_rate: float = 0.0,
         proj_drop_rate: float = 0.0,
         drop_path_rate: float = 0.1,
