@@ -9,6 +9,9 @@ Usage::
 
     python benchmarks/bench_streaming.py [--model vast_tiny] [--size 224] [--window 8] [--threads 2]
         [--device cpu] [--dtype fp32] [--rounds 15]
+
+``--model`` takes VAST options as ``vast bench`` does, e.g. the block before the temporal-reach default:
+``--model vast_tiny:temporal_offsets=1,temporal_context=False``.
 """
 
 from __future__ import annotations
@@ -21,12 +24,13 @@ import torch
 
 import vast
 from vast.bench import machine_info
+from vast.bench.specs import parse_model_arg
 from vast.streaming import StreamingClassifier
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description="streaming against a sliding window, per new frame")
-    parser.add_argument("--model", default="vast_tiny")
+    parser.add_argument("--model", default="vast_tiny", help="a VAST model, with options: vast_tiny:t_patch=2")
     parser.add_argument("--size", type=int, default=224)
     parser.add_argument("--window", type=int, default=8, help="frames the sliding window re-runs at every frame")
     parser.add_argument("--threads", type=int, default=2)
@@ -37,7 +41,8 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     dtype = {"fp32": torch.float32, "bf16": torch.bfloat16}[args.dtype]
     device = torch.device(args.device)
-    model = vast.create_model(args.model, causal=True).eval().to(device, dtype)
+    name, options = parse_model_arg(args.model)
+    model = vast.create_model(name, **{**dict(options), "causal": True}).eval().to(device, dtype)
     stream = StreamingClassifier(model)
     t_patch = stream.t_patch
     window = torch.randn(1, 3, args.window, args.size, args.size, device=device, dtype=dtype)
@@ -90,7 +95,8 @@ def _report(args: argparse.Namespace, model: torch.nn.Module, stream: StreamingC
     element = torch.finfo(next(model.parameters()).dtype).bits // 8
     pooled = stream.state[0].numel()
     print(f"\nstreaming is {window_ms / stream_ms:.1f}x cheaper per new frame than a {args.window}-frame window")
-    print(f"state per stream: {carried} carried shift channels + {pooled} pooled sums + 1 step count = "
+    print(f"state per stream: {carried} numbers carried by the blocks (shifted channels, context sums) + "
+          f"{pooled} pooled sums + 1 step count = "
           f"{(carried + pooled + 1) * element} bytes ({element}-byte numbers)")  # fmt: skip
 
 
