@@ -15,7 +15,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--epochs", type=int, help="training epochs per model (default: the demo recipe's)")
     parser.add_argument("--num-train", type=int, default=2000, help="training videos (default 2000)")
     parser.add_argument("--num-val", type=int, default=400, help="validation videos (default 400)")
-    parser.add_argument("--quick", action="store_true", help="a shorter demo: 800 training videos, 3 epochs")
+    parser.add_argument("--quick", action="store_true", help="a shorter demo: 800 training videos, 2 epochs")
     parser.add_argument("--no-ablation", action="store_true", help="skip the run without temporal shift")
     parser.add_argument(
         "--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE", help="recipe override"
@@ -29,7 +29,7 @@ def run(args: argparse.Namespace) -> int:
 
     num_train, epochs = args.num_train, args.epochs
     if args.quick:
-        num_train, epochs = min(num_train, 800), epochs or 3
+        num_train, epochs = min(num_train, 800), epochs or 2
     result = run_demo(
         args.out,
         seed=args.seed,
