@@ -55,3 +55,10 @@ def test_inputs_are_seeded_and_shaped_as_asked():
     assert x.shape == (2, 3, 4, 8, 8) and torch.equal(x, bench.make_input(spec, torch.device("cpu"), batch=2))
     y = bench.make_input(spec, torch.device("cpu"), torch.bfloat16, channels_last=True)
     assert y.dtype == torch.bfloat16 and y.is_contiguous(memory_format=torch.channels_last_3d)
+
+
+def test_only_affine_shift_models_are_vast_rows():
+    """The study's peers live in vast's registry (built by name) but are not VAST: no token shifts to time."""
+    rows = {name: bench.ModelSpec(name, (1, 3, 8, 32, 32)) for name in ("vast_nano", "video_swin", "tsm", "swin3d_t")}
+    assert [name for name, row in rows.items() if row.is_vast] == ["vast_nano"]
+    assert [name for name, row in rows.items() if row.in_registry] == ["vast_nano", "video_swin", "tsm"]

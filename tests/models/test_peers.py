@@ -14,7 +14,7 @@ import vast
 from vast.engine.config import load_config
 from vast.engine.train import train
 from vast.errors import ConfigError, InputShapeError
-from vast.models.peers import PEERS, WindowAttention3d, options_for_gmacs, temporal_shift
+from vast.models.peers import STUDY_PEERS, WindowAttention3d, options_for_gmacs, temporal_shift
 
 CLIP = (2, 3, 4, 32, 32)
 SMALL = {  # small options for fast tests on CLIP-sized inputs
@@ -43,11 +43,11 @@ def _shapes(model):
 
 
 def test_peers_are_in_vasts_registry_and_not_timms():
-    assert set(PEERS) <= set(vast.list_models())
-    assert not any(timm.is_model(name) for name in PEERS)
+    assert set(STUDY_PEERS) <= set(vast.list_models())
+    assert not any(timm.is_model(name) for name in STUDY_PEERS)
 
 
-@pytest.mark.parametrize("name", PEERS)
+@pytest.mark.parametrize("name", STUDY_PEERS)
 def test_forward_gives_logits_per_clip(name):
     model = vast.create_model(name, num_classes=5, **SMALL[name]).eval()
     with torch.no_grad():
@@ -55,7 +55,7 @@ def test_forward_gives_logits_per_clip(name):
     assert out.shape == (2, 5) and torch.isfinite(out).all()
 
 
-@pytest.mark.parametrize("name", PEERS)
+@pytest.mark.parametrize("name", STUDY_PEERS)
 def test_backward_reaches_every_parameter(name):
     model = vast.create_model(name, num_classes=5, **SMALL[name]).train()
     model(torch.randn(CLIP)).logsumexp(dim=1).mean().backward()
@@ -63,7 +63,7 @@ def test_backward_reaches_every_parameter(name):
     assert not missing
 
 
-@pytest.mark.parametrize("name", PEERS)
+@pytest.mark.parametrize("name", STUDY_PEERS)
 def test_options_rebuild_the_same_architecture(name, vast_nano_gmacs):
     options = json.loads(json.dumps(options_for_gmacs(name, vast_nano_gmacs, STUDY_INPUT)))  # as a record stores them
     torch.manual_seed(0)
@@ -75,7 +75,7 @@ def test_options_rebuild_the_same_architecture(name, vast_nano_gmacs):
         assert torch.equal(value, again.state_dict()[key]), key
 
 
-@pytest.mark.parametrize("name", PEERS)
+@pytest.mark.parametrize("name", STUDY_PEERS)
 def test_inputs_are_checked_and_the_default_input_is_the_study_clip(name):
     model = _meta(name)
     assert model.pretrained_cfg["input_size"] == STUDY_INPUT[1:]
@@ -83,7 +83,7 @@ def test_inputs_are_checked_and_the_default_input_is_the_study_clip(name):
         model(torch.zeros(1, 3, 32, 32, device="meta"))
 
 
-@pytest.mark.parametrize("name", PEERS)
+@pytest.mark.parametrize("name", STUDY_PEERS)
 def test_unknown_options_name_close_ones(name):
     with pytest.raises(ConfigError, match=r"has no option 'depth'; did you mean depths"):
         vast.create_model(name, depth=(1, 1))
@@ -312,7 +312,7 @@ def test_video_swin_flops_match_a_hand_count():
 
 
 @pytest.mark.parametrize("factor", [1, 4])
-@pytest.mark.parametrize("name", PEERS)
+@pytest.mark.parametrize("name", STUDY_PEERS)
 def test_options_for_gmacs_lands_within_15_percent(name, factor, vast_nano_gmacs):
     target = factor * vast_nano_gmacs
     options = options_for_gmacs(name, target, STUDY_INPUT)
@@ -351,7 +351,7 @@ def test_mvit_refuses_clips_it_cannot_pool():
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("name", PEERS)
+@pytest.mark.parametrize("name", STUDY_PEERS)
 def test_vast_train_trains_each_peer(name, tiny_overrides, tmp_path):
     options = [f"model.options.{key}={json.dumps(value)}" for key, value in SMALL[name].items()]
     config = load_config(

@@ -17,8 +17,9 @@ from torch import nn
 from vast.deploy import fuse_for_inference
 from vast.errors import ConfigError, InputShapeError, UnknownModelError
 from vast.models import create_model, list_models
+from vast.models.peers import STUDY_PEERS
 
-PEERS = ("swin3d_t", "mvit_v2_s", "r2plus1d_18", "s3d")
+TORCHVISION_PEERS = ("swin3d_t", "mvit_v2_s", "r2plus1d_18", "s3d")
 COMMON_INPUT = (1, 3, 8, 224, 224)
 # As trained, as deployed (``fuse_for_inference``), and as deployed at about swin3d_t's compute.
 DEFAULT_MODELS = ("vast_tiny", "vast_tiny:fused=True", "vast_tiny:t_patch=2,fused=True")
@@ -39,8 +40,14 @@ class ModelSpec:
     note: str = ""
 
     @property
-    def is_vast(self) -> bool:
+    def in_registry(self) -> bool:
+        """Built by ``vast.create_model`` (VAST and the study's peers), not by torchvision."""
         return self.name in list_models()
+
+    @property
+    def is_vast(self) -> bool:
+        """An Affine-Shift model (its token shifts can be timed, it can be fused)."""
+        return self.in_registry and self.name not in STUDY_PEERS
 
     @property
     def fused(self) -> bool:
@@ -158,7 +165,7 @@ def default_specs(
         note = "common" if name in list_models() else "given"
         specs.append(ModelSpec(name, shape, options, note))
     if peers:
-        specs += [spec for name in PEERS for spec in _peer_specs(name, shape, quick)]
+        specs += [spec for name in TORCHVISION_PEERS for spec in _peer_specs(name, shape, quick)]
     return specs
 
 
@@ -181,7 +188,7 @@ def build_module(spec: ModelSpec) -> nn.Module:
     """The freshly initialised model of ``spec`` (400 classes) on torch's current default device; a
     ``fused=True`` VAST row is the model after :func:`vast.deploy.fuse_for_inference` (with
     ``onednn=False``, its projections on ``F.linear``)."""
-    if spec.is_vast:
+    if spec.in_registry:
         options = dict(spec.options)
         fused, onednn = bool(options.pop("fused", False)), bool(options.pop("onednn", True))
         model = create_model(spec.name, num_classes=400, **options)

@@ -53,7 +53,7 @@ __all__ = [
     "window_position_index",
 ]
 
-PEERS = ("video_swin", "mvit_v2", "tsm", "tsn")
+STUDY_PEERS = ("video_swin", "mvit_v2", "tsm", "tsn")
 
 
 # --------------------------------------------------------------------------------------------------
