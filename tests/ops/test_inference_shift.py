@@ -3,8 +3,7 @@
 import pytest
 import torch
 
-from vast.deploy.shift import InferenceTokenShift
-from vast.ops import TokenShift, shift_tokens_reference
+from vast.ops import InferenceTokenShift, TokenShift, shift_tokens_reference
 
 SHAPES = [(2, 3, 4, 5, 24), (1, 1, 5, 3, 36), (2, 4, 1, 1, 24), (1, 2, 3, 3, 7), (3, 5, 2, 7, 48)]
 OPTIONS = [

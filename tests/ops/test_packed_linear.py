@@ -7,7 +7,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from vast.deploy import PackedLinear, onednn_linear_available, packed_bytes
+from vast.ops.packed_linear import PackedLinear, onednn_linear_available, packed_bytes
 
 torch.manual_seed(0)
 needs_onednn = pytest.mark.skipif(not onednn_linear_available(), reason="no oneDNN in this PyTorch build")

@@ -6,15 +6,13 @@ import torch
 from torch import nn
 
 from vast.bench.timing import Runner, inference_runner
+from vast.ops.shift import InferenceTokenShift, TokenShift
 
 
 def shift_calls(model: nn.Module, x: torch.Tensor) -> list[tuple[nn.Module, torch.Tensor]]:
     """The token-shift modules (the reference's or the fused model's) called in one forward pass of
     ``model`` on ``x``, in call order, each
     with a fresh tensor shaped and strided like its input."""
-    from vast.deploy.shift import InferenceTokenShift
-    from vast.ops.shift import TokenShift
-
     calls: list[tuple[nn.Module, torch.Tensor]] = []
 
     def record(module: nn.Module, args: tuple[torch.Tensor, ...]) -> None:

@@ -1,19 +1,28 @@
-"""Opt-in inference forms of a trained model: fused blocks and packed oneDNN weights; and model
-folders (:mod:`vast.deploy.package`: ``config.json``, ``model.safetensors``, a model card).
+"""Deploying a trained model: model folders written (:mod:`vast.deploy.package`: ``config.json``,
+``model.safetensors``, a model card) and the opt-in inference forms, under their public names.
 
-The model that ``vast.create_model`` returns is the reference (plain PyTorch layers). Nothing here
-changes it unless asked: ``model.eval().fuse_for_inference()`` (or :func:`fuse_for_inference`, or
-timm's ``reparameterize_model``) rebuilds its blocks with the modules of :mod:`vast.deploy.fuse`.
+The model that ``vast.create_model`` returns is the reference (plain PyTorch layers). Nothing changes
+it unless asked: ``model.eval().fuse_for_inference()`` (or :func:`fuse_for_inference`, or timm's
+``reparameterize_model``) rebuilds its layers with the fused forms that :mod:`vast.ops` keeps beside
+each layer. Reading a model folder is :mod:`vast.models.folder` (``vast.create_model(folder)``).
 """
 
-from vast.deploy.fuse import FusedAffineShiftBlock, FusedPatchMerging, fuse_for_inference
-from vast.deploy.packed_linear import PackedLinear, onednn_linear_available, packed_bytes
+from vast.deploy.package import write_package
+from vast.models.affine_shift import FusedAffineShiftBlock
+from vast.models.folder import load_package
+from vast.ops.fuse import fuse_for_inference
+from vast.ops.packed_linear import PackedLinear, onednn_linear_available, packed_bytes
+from vast.ops.patch import FusedPatchMerging
+from vast.ops.shift import InferenceTokenShift
 
 __all__ = [
     "FusedAffineShiftBlock",
     "FusedPatchMerging",
+    "InferenceTokenShift",
     "PackedLinear",
     "fuse_for_inference",
+    "load_package",
     "onednn_linear_available",
     "packed_bytes",
+    "write_package",
 ]

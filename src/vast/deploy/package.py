@@ -13,10 +13,8 @@
 * ``model.safetensors``: the weights (the model's, or the EMA's with ``--ema``);
 * ``README.md``: a model card: params, GMACs, the run's own evaluations, limitations and the recipe.
 
-The folder loads with ``vast.create_model(folder)`` (:func:`load_package`); ``load_run(folder)`` (and so
-``vast eval``, ``vast predict``) rebuilds the run's evaluation settings from ``pretrained_cfg``
-(:meth:`PackageConfig.data_settings`); an image model (``ast_*``) also loads with
-``timm.create_model("local-dir:" + folder, pretrained=True)`` once ``import vast`` has registered it with timm.
+Reading a folder is :mod:`vast.models.folder` (``vast.create_model(folder)``, :func:`load_package`); its
+names are importable from here too, as before the split.
 """
 
 from __future__ import annotations
@@ -25,24 +23,35 @@ import copy
 import json
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
 import yaml
 from safetensors.torch import save_file
-from timm.models import PretrainedCfg
 from torch import nn
 
-from vast.errors import CheckpointError, ConfigError, UnknownModelError
+from vast.errors import ConfigError
 from vast.models.flops import count_flops
-from vast.models.registry import create_model, get_entrypoint
-from vast.models.saved_options import pin_options, saved_options
-from vast.models.weights import load_weights, read_state_dict
+from vast.models.folder import CONFIG_FILE, WEIGHTS_FILE, PackageConfig, is_package, load_package, read_package
+from vast.models.saved_options import pin_options
 
-CONFIG_FILE = "config.json"
-WEIGHTS_FILE = "model.safetensors"
+__all__ = [
+    "CARD_FILE",
+    "CONFIG_FILE",
+    "FORMAT",
+    "WEIGHTS_FILE",
+    "PackageConfig",
+    "hub_config",
+    "is_package",
+    "load_package",
+    "model_card",
+    "model_input_shape",
+    "read_package",
+    "write_package",
+]
+
 CARD_FILE = "README.md"
 FORMAT = "dir"  # the name of this form in `vast export --format`
 
@@ -67,115 +76,6 @@ _DROPPED_CFG_KEYS = frozenset(
         "label_names",
     }
 )
-
-
-@dataclass(frozen=True)
-class PackageConfig:
-    """What a package's ``config.json`` says."""
-
-    folder: Path
-    architecture: str
-    num_classes: int
-    label_names: list[str]
-    model_args: dict[str, Any]
-    pretrained_cfg: dict[str, Any]
-
-    def data_settings(self) -> dict[str, Any]:
-        """The evaluation preprocessing as run-configuration ``data`` keys (timm's defaults for the
-        keys ``pretrained_cfg`` leaves out; sampler and stride only where it states them)."""
-        cfg = {**asdict(PretrainedCfg()), **self.pretrained_cfg}
-        size = cfg["input_size"]
-        crop = int(size[-1])
-        short = cfg.get("short_side")
-        settings = {
-            "num_frames": int(cfg.get("num_frames", size[1] if len(size) == 4 else 1)),
-            "crop_size": crop,
-            "short_side": int(short) if short is not None else round(crop / cfg["crop_pct"]),
-            "mean": list(cfg["mean"]),
-            "std": list(cfg["std"]),
-        }
-        if "frame_sampler" in cfg:
-            settings["sampler"] = cfg["frame_sampler"]
-        if "frame_stride" in cfg:
-            settings["stride"] = int(cfg["frame_stride"])
-        if "frame_fps" in cfg:
-            settings["fps"] = float(cfg["frame_fps"])
-        return settings
-
-
-def is_package(path: str | Path) -> bool:
-    """Whether ``path`` is a folder holding a ``config.json`` (a packaged model)."""
-    return Path(path).is_dir() and (Path(path) / CONFIG_FILE).is_file()
-
-
-def read_package(folder: str | Path) -> PackageConfig:
-    """The ``config.json`` of the model folder ``folder``; a missing folder or file, unreadable JSON or an
-    architecture vast does not know is one-line :class:`~vast.errors.VastError`."""
-    folder = Path(folder)
-    path = folder / CONFIG_FILE
-    make = f"write one with `vast export CHECKPOINT --format dir {folder}`"
-    if not folder.is_dir():
-        raise CheckpointError(f"model folder not found: {folder}; {make}")
-    if not path.is_file():
-        raise CheckpointError(f"{path} not found: {folder} is not a model folder; {make}")
-    try:
-        raw = json.loads(path.read_text())
-    except (OSError, ValueError) as exc:
-        raise CheckpointError(f"cannot read {path}: {str(exc).splitlines()[0]}; export the folder again") from exc
-    if not isinstance(raw, dict) or not isinstance(raw.get("architecture"), str):
-        raise CheckpointError(f"{path} names no architecture; {make}")
-    try:
-        get_entrypoint(raw["architecture"])
-    except UnknownModelError as exc:
-        raise UnknownModelError(f"{path}: {exc}; was the folder written by another library?") from None
-    cfg = dict(raw.get("pretrained_cfg") or {})
-    num_classes = int(raw.get("num_classes", cfg.get("num_classes", 0)))
-    labels = raw.get("label_names") or cfg.get("label_names") or [str(i) for i in range(num_classes)]
-    model_args = saved_options(raw["architecture"], dict(raw.get("model_args") or {}))
-    return PackageConfig(folder, raw["architecture"], num_classes, list(labels), model_args, cfg)
-
-
-def load_package(folder: str | Path, *, num_classes: int | None = None, **overrides: Any) -> nn.Module:
-    """The model of the folder with its weights (in train mode, as ``create_model`` returns models).
-
-    ``num_classes`` other than the folder's gives a freshly initialised classifier (to fine-tune);
-    ``overrides`` change model options (e.g. ``drop_path_rate``). ``model.pretrained_cfg`` becomes the
-    folder's, with ``source="local-dir"`` as timm sets it.
-    """
-    package = read_package(folder)
-    weights = package.folder / WEIGHTS_FILE
-    if not weights.is_file():
-        raise CheckpointError(
-            f"{weights} not found: the model folder has no weights; export it again with "
-            f"`vast export CHECKPOINT --format dir {package.folder}`"
-        )
-    classes = package.num_classes if num_classes is None else num_classes
-    model = create_model(package.architecture, num_classes=classes, **{**package.model_args, **overrides})
-    if classes == package.num_classes:
-        _load_exactly(model, weights, package)
-    else:
-        load_weights(model, weights)  # the classifier of another class count stays fresh
-    if isinstance(getattr(model, "pretrained_cfg", None), dict):
-        labels = {"label_names": package.label_names} if classes == package.num_classes else {}
-        model.pretrained_cfg.update(
-            package.pretrained_cfg, num_classes=classes, file=str(package.folder), source="local-dir", **labels
-        )
-    return model
-
-
-def _load_exactly(model: nn.Module, weights: Path, package: PackageConfig) -> None:
-    state = read_state_dict(weights)
-    target = model.state_dict()
-    missing, unexpected = sorted(target.keys() - state.keys()), sorted(state.keys() - target.keys())
-    reshaped = sorted(k for k in state.keys() & target.keys() if state[k].shape != target[k].shape)
-    if missing or unexpected or reshaped:
-        first = (missing or unexpected or reshaped)[0]
-        raise CheckpointError(
-            f"{weights} does not fit {package.architecture} with the model_args of its {CONFIG_FILE}: "
-            f"{len(missing)} missing, {len(unexpected)} unexpected, {len(reshaped)} reshaped keys "
-            f"(first: {first}); export the folder again"
-        )
-    model.load_state_dict(state)
 
 
 def model_input_shape(model: nn.Module, num_frames: int, crop_size: int) -> tuple[int, ...]:

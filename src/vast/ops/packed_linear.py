@@ -5,14 +5,14 @@ the output first, the matmul adds to it, and a residual addition after it is one
 memory. oneDNN's inner-product primitive takes the weight reordered once into its blocked layout and
 applies the bias and a residual addition while the output is still in cache. MKL does not use its
 AVX-512 kernels on AMD processors, so there oneDNN is also the faster matmul
-(``benchmarks/bench_linear_backends.py`` compares them on the machine at hand).
+(``benchmarks/bench_inference_forms.py`` times the fused model both ways on the machine at hand).
 
-:class:`PackedLinear` keeps its weight and bias as buffers (it is built by ``fuse_for_inference`` from
-a trained model and has no gradient) and its packed copy as a plain attribute of the layer, made on
-first use and made again when the weight changes (its version counter, data pointer or dtype). In
-TorchScript, tracing, FX, ``torch.export`` (and so ONNX), ``torch.compile`` (inductor packs weights
-itself), under a dispatch mode (the FLOP counter), autocast, gradients and on other devices it computes
-the same function with ``F.linear``.
+:class:`PackedLinear` keeps its weight and bias as buffers (the fused forms of the layers build it from
+a trained model's linear layers, see :func:`vast.ops.fuse.fuse_for_inference`; it has no gradient) and
+its packed copy as a plain attribute of the layer, made on first use and made again when the weight
+changes (its version counter, data pointer or dtype). In TorchScript, tracing, FX, ``torch.export``
+(and so ONNX), ``torch.compile`` (inductor packs weights itself), under a dispatch mode (the FLOP
+counter), autocast, gradients and on other devices it computes the same function with ``F.linear``.
 
 The oneDNN ops (``torch.ops.mkldnn._linear_pointwise`` and ``_reorder_linear_weight``) are the private
 ones that inductor emits; a build without them uses ``F.linear``.

@@ -1,13 +1,15 @@
 """Online recognition: a causal VAST that takes one step of frames at a time, at O(1) cost per step.
 
 With ``causal=True`` a block reads other frames in two ways only: the ``T-d`` channel group of its
-shift (``k`` channels of the token frame ``d`` steps back, :mod:`vast.ops.shift`), and, with a temporal
-context term, the running mean of its input over the frames so far. Every other layer works on each
-token frame alone (BatchNorm in eval mode and LayerNorm are per token, patch embedding and merging do
-not mix frames). So a step needs, per block, only those ``k`` channels of the last ``d`` steps and the
-running sum and count of its input, and the clip's temporal average pooling becomes a running mean of
-per-step pooled features: after ``t`` frames, :meth:`StreamingClassifier.step` returns what
-``model(video[:, :, :t])`` returns, up to float rounding, at ``1/t`` of its cost.
+shift (``k`` channels of the token frame ``d`` steps back, as the shift's plan says,
+:mod:`vast.ops.shift`), and, with a temporal context term, the running mean of its input over the
+frames so far. Every other layer works on each token frame alone (BatchNorm in eval mode and LayerNorm
+are per token, patch embedding and merging do not mix frames). So a step needs, per block, only those
+``k`` channels of the last ``d`` steps and the running sum and count of its input (the streaming forms
+beside the layers: :class:`~vast.ops.shift.CarriedShift`, :class:`~vast.ops.context.CarriedContext`),
+and the clip's temporal average pooling becomes a running mean of per-step pooled features: after
+``t`` frames, :meth:`StreamingClassifier.step` returns what ``model(video[:, :, :t])`` returns, up to
+float rounding, at ``1/t`` of its cost.
 """
 
 from __future__ import annotations
@@ -20,70 +22,17 @@ import torch
 from torch import nn
 
 from vast.errors import InputShapeError, VastError
-from vast.models.affine_shift import (
-    AffineShiftMixer,
-    AffineShiftTransformer,
-    ChannelsLastGroupNorm,
-    NoContext,
-    TemporalContext,
-)
-from vast.ops.shift import TokenShift, shift_parts
+from vast.models.affine_shift import AffineShiftTransformer
+from vast.ops.context import CarriedContext, NoContext, TemporalContext
+from vast.ops.mixer import AffineShiftMixer
+from vast.ops.norm import ChannelsLastGroupNorm
+from vast.ops.shift import CarriedShift, TokenShift, reads_future
+
+__all__ = ["CarriedShift", "NotStreamableError", "StreamingClassifier", "StreamingStep", "check_streamable"]
 
 
 class NotStreamableError(VastError, ValueError):
     """A model whose output at a frame depends on later frames (or that is not a VAST model)."""
-
-
-class CarriedShift(nn.Module):
-    """A causal :class:`~vast.ops.shift.TokenShift` for one token frame at a time. Its groups that read
-    a past frame (``T-d``, from the shift's plan) take the channels of ``d`` steps back from
-    :attr:`carried` (``d`` frames, oldest first; zeros at the start of a stream, as the offline shift's
-    zero padding), and the current frame's channels join the carried ones for the next steps."""
-
-    def __init__(self, shift: TokenShift) -> None:
-        super().__init__()
-        self.dim, self.spatial, self.temporal, self.offset = shift.dim, shift.spatial, shift.temporal, shift.offset
-        self.plan = list(shift.plan)
-        past = [i for i, (_, _, dim, step) in enumerate(self.plan) if dim == 1 and step < 0]
-        self.past = past[0] if past else -1  # the plan's T-d group, if the shift has one
-        self.carried: list[torch.Tensor] | None = None
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        parts = shift_parts(x, self.plan)  # one token frame: T-d reads only zeros here, and is replaced
-        if self.past < 0:  # nothing crosses frames (a model without temporal shift)
-            self.carried = [x[..., :0]]
-            return torch.cat(parts, dim=-1)
-        first, end = self.plan[self.past][0], self.plan[self.past][1]
-        current = x[..., first:end]
-        if self.carried is None:
-            frames = torch.zeros_like(current).expand(-1, self.offset, -1, -1, -1)
-        else:
-            frames = self.carried[0]
-        parts[self.past] = frames[:, :1]  # the group's channels d steps back
-        self.carried = [torch.cat((frames[:, 1:], current), dim=1)]
-        return torch.cat(parts, dim=-1)
-
-    def extra_repr(self) -> str:
-        return f"dim={self.dim}, spatial={self.spatial}x4, carried={self.temporal}x{self.offset}"
-
-
-class CarriedContext(nn.Module):
-    """A causal :class:`~vast.models.affine_shift.TemporalContext` for one token frame at a time: the
-    running sum of its input and the number of frames summed are :attr:`carried` from step to step."""
-
-    def __init__(self, context: TemporalContext) -> None:
-        super().__init__()
-        self.proj = context.proj
-        self.carried: list[torch.Tensor] | None = None
-
-    def forward(self, z: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
-        if self.carried is None:
-            total, seen = torch.zeros_like(u), torch.zeros(1, dtype=u.dtype, device=u.device)
-        else:
-            total, seen = self.carried
-        total, seen = total + u, seen + 1
-        self.carried = [total, seen]
-        return z + self.proj(total / seen)
 
 
 def check_streamable(model: nn.Module) -> None:
@@ -99,7 +48,7 @@ def check_streamable(model: nn.Module) -> None:
             "streaming takes the reference model (vast.create_model or a checkpoint), not one rebuilt by "
             "fuse_for_inference; stream the model before fusing it"
         )
-    if any(m.shift.temporal > 0 and not m.shift.causal for m in mixers):
+    if any(reads_future(m.shift.plan) for m in mixers):
         raise NotStreamableError(
             "this model's temporal shift reads the next frame, so it cannot run online; train a causal model "
             "(--set model.options.causal=true), or one without temporal shift"
@@ -125,7 +74,8 @@ class StreamingStep(nn.Module):
 
     ``frames`` is ``(B, 3, t_patch, H, W)``; ``pooled_sum`` ``(B, C)`` the sum of every step's pooled
     features, ``steps`` a one-element float tensor counting them, and ``carried`` what the blocks carry,
-    in block order: for each shift its ``T-d`` channels of the last ``d`` steps ``(B, d, H', W', k)``,
+    in block order: for each shift its ``T-d`` channels of the last ``d`` steps ``(B, d, H', W', k)``
+    (:class:`~vast.ops.shift.CarriedShift`),
     and for each temporal context the running sum of its input and the number of steps summed.
     :meth:`initial_state` gives the state a stream starts from. It owns a copy of the model in eval mode
     (the argument is left untouched).
