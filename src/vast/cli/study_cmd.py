@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import Any
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -29,7 +30,7 @@ def run(args: argparse.Namespace) -> int:
     if args.list:
         for name in plan_names():
             plan = load_plan(name)
-            groups = ", ".join(f"{g['name']} ({len(g['runs'])})" for g in plan.groups)
+            groups = ", ".join(f"{g['name']} ({_entries(g)})" for g in plan.groups)
             configs = len({spec.config_key for spec in plan.runs()})
             print(f"{name}: {configs} configurations x seeds {plan.seeds}; groups: {groups}")
         return 0
@@ -41,7 +42,8 @@ def run(args: argparse.Namespace) -> int:
 
     def announce(index: int, total: int, spec, done: bool) -> None:
         state = "recorded, skipped" if done else "training"
-        print(f"[{index + 1}/{total}] {spec.group}: {spec.label}, seed {spec.seed} ({state})", flush=True)
+        schedule = "" if spec.epochs is None else f", {spec.epochs} epochs"
+        print(f"[{index + 1}/{total}] {spec.group}: {spec.label}{schedule}, seed {spec.seed} ({state})", flush=True)
 
     records = run_study(plan, out, quiet=args.quiet, on_run=announce)
     import torch
@@ -52,7 +54,14 @@ def run(args: argparse.Namespace) -> int:
     report = finish(plan, out, records, machine_info(torch.device("cpu")))
     print()
     for row in summarise(plan, records):
-        print(f"{row['group']:<22} {row['label']:<28} top-1 {row['top1']:5.1f} ± {row['top1_std']:4.1f}"
+        label = row["label"] if row["epochs"] is None else f"{row['label']} @ {row['epochs']} ep."
+        print(f"{row['group']:<22} {label:<28} top-1 {row['top1']:5.1f} ± {row['top1_std']:4.1f}"
               f"  {row['gmacs']:.4f} GMACs")  # fmt: skip
     print(f"\nrecords: {out / 'study.json'}; report: {report}")
     return 0
+
+
+def _entries(group: dict[str, Any]) -> str:
+    """A group's size for --list: its entries, times its epoch counts when it has a schedule."""
+    epochs = group.get("epochs")
+    return f"{len(group['runs'])}" if not epochs else f"{len(group['runs'])} x epochs {epochs}"

@@ -36,6 +36,30 @@ annotations as they are (its ``data`` may name other, smaller ``train`` and ``va
 ``match_gmacs`` sizes a peer so that its multiply-adds at the study input lie within 15 % of the
 named model's times ``factor`` (:func:`vast.models.peers.options_for_gmacs`); its options are then
 fixed in the run's record, so every record rebuilds its model with ``vast.create_model``.
+
+A run entry's ``overrides`` are ``--set`` values for that run only, applied after the plan's (and
+``--quick``'s and the command line's): ``{label: TSM, model: tsm, overrides: [optim.lr=0.001]}``. They
+are part of the configuration (two entries that differ only by them are two configurations) and of the
+run's record. Every key must be one the trainer's configuration accepts, checked when the plan loads;
+``model.*``, ``train.seed``, ``train.output_dir``, ``data.train`` and ``data.val`` are the study's own
+(an entry's ``model`` and ``options``, the plan's ``seeds`` and ``data``) and cannot be overridden.
+
+A group's ``epochs`` list expands every entry of the group into one run per epoch count, each with the
+override ``train.epochs=N`` after the entry's own and the same label. That is how a ``claim:
+convergence`` group measures top-1 against optimiser steps (each point a whole training with its own
+learning-rate schedule), one line per label in ``convergence.png`` and one table row per label::
+
+    groups:
+      - name: convergence 1x
+        claim: convergence
+        epochs: [1, 3, 6, 12]     # 200, 600, 1200, 2400 optimiser steps on 3,200 videos at batch 16
+        runs:
+          - {label: VAST, model: vast_nano}
+          - {label: TSM, model: tsm, match_gmacs: {model: vast_nano, factor: 1}}
+
+The runs go epoch count by epoch count (every entry at 1 epoch, then every entry at 3 ...), seeds
+innermost, so a stopped study has the short schedules of every model. ``quick.epochs`` replaces every
+group's ``epochs`` list in the ``--quick`` form.
 """
 
 from __future__ import annotations
@@ -50,10 +74,16 @@ from typing import Any
 import yaml
 
 from vast.data.annotations import FORMATS
+from vast.engine.config import load_config
 from vast.errors import ConfigError
+from vast.models.saved_options import pin_options
 
 GMACS_TOLERANCE = 0.15
-CLAIMS = ("attention", "affine", "ablation")
+CLAIMS = ("attention", "affine", "ablation", "convergence")
+GROUP_KEYS = ("name", "claim", "epochs", "runs")
+ENTRY_KEYS = ("label", "model", "options", "match_gmacs", "overrides")
+# Set by the study itself for every run (an entry's model and options, the plan's seeds and data).
+STUDY_OWN_KEYS = ("model.", "train.seed", "train.output_dir", "data.train", "data.val")
 ANNOTATION_KEYS = ("train", "val", "root", "format", "split")  # data: of a plan on existing annotations
 ANNOTATION_PATHS = ("train", "val", "root")
 
@@ -69,11 +99,22 @@ class RunSpec:
     seed: int
     claim: str = "ablation"
     match_gmacs: dict[str, Any] | None = None
+    overrides: tuple[str, ...] = ()  # --set values of this run alone, after the plan's
+    epochs: int | None = None  # the point of its group's ``epochs`` schedule (also in ``overrides``)
 
     @property
     def config_key(self) -> str:
-        """Names the configuration (model, options, compute target), the same for every seed."""
-        what = [self.model, self.options, self.match_gmacs]
+        """Names the configuration (model, options, compute target, the run's own overrides), the same
+        for every seed."""
+        # The options are pinned (vast.models.saved_options): a VAST run that leaves the temporal reach
+        # options out gets a key of today's default, not the key under which a study recorded before
+        # the default changed holds the old block. Keys that name both reach options, and every peer's,
+        # are what they were, so those records are still reused. A peer's match_gmacs stays as the plan
+        # gives it: it names a budget, and a record sized to the old vast_nano (0.9 % fewer GMACs) keeps
+        # its own options and GMACs, which the report compares with its group's first row.
+        what: list[Any] = [self.model, pin_options(self.model, self.options), self.match_gmacs]
+        if self.overrides:  # left out when empty: the key of a study recorded before runs had them
+            what.append(list(self.overrides))
         digest = hashlib.sha1(json.dumps(what, sort_keys=True).encode()).hexdigest()
         return f"{self.model}-{digest[:8]}"
 
@@ -98,7 +139,8 @@ class StudyPlan:
         return "train" in self.data
 
     def runs(self) -> list[RunSpec]:
-        """Every run of the plan, seeds innermost, so that a stopped study has whole configurations."""
+        """Every run of the plan, seeds innermost, so that a stopped study has whole configurations; a
+        group's ``epochs`` outside its entries, so that it has every entry's short schedules first."""
         return [
             RunSpec(
                 group=group["name"],
@@ -108,11 +150,18 @@ class StudyPlan:
                 seed=seed,
                 claim=group.get("claim", "ablation"),
                 match_gmacs=entry.get("match_gmacs"),
+                overrides=(*(entry.get("overrides") or ()), *_schedule_overrides(epochs)),
+                epochs=epochs,
             )
             for group in self.groups
+            for epochs in group.get("epochs") or [None]
             for entry in group["runs"]
             for seed in self.seeds
         ]
+
+
+def _schedule_overrides(epochs: int | None) -> tuple[str, ...]:
+    return () if epochs is None else (f"train.epochs={epochs}",)
 
 
 def plan_names() -> list[str]:
@@ -156,15 +205,23 @@ def load_plan(name: str | Path, quick: bool = False) -> StudyPlan:
         groups=list(raw.get("groups") or []),
         overrides=list(raw.get("overrides") or []),
     )
+    unknown = set(small) - {"seeds", "data", "overrides", "epochs"}
+    if unknown:
+        raise ConfigError(f"{path}: unknown quick keys {', '.join(sorted(unknown))}")
+    if "epochs" in small:
+        _check_epochs(small["epochs"], path, "quick.epochs")
     if quick:
         plan.seeds = list(small.get("seeds", plan.seeds))
         plan.data = quick_data
         plan.overrides += list(small.get("overrides") or [])
+        if "epochs" in small:
+            plan.groups = [{**g, "epochs": list(small["epochs"])} if "epochs" in g else g for g in plan.groups]
     if plan.on_annotations:
         base = Path.cwd() if shipped else path.resolve().parent
         home = f"the current folder {base}" if shipped else f"the plan's folder {base}"
         plan.data = _resolve_annotations(plan.data, path, base, home, "quick.data" if quick else "data")
     _check(plan, path)
+    _check_overrides(plan, path)
     return plan
 
 
@@ -226,10 +283,75 @@ def _check(plan: StudyPlan, path: Path) -> None:
     if not plan.groups:
         raise ConfigError(f"{path}: the plan has no groups of runs")
     for group in plan.groups:
-        if "name" not in group or not group.get("runs"):
-            raise ConfigError(f"{path}: every group needs a name and runs, got {group}")
-        if group.get("claim", "ablation") not in CLAIMS:
-            raise ConfigError(f"{path}: group {group['name']!r} claim must be one of {', '.join(CLAIMS)}")
+        _check_group(group, path)
         for entry in group["runs"]:
-            if "label" not in entry or "model" not in entry:
-                raise ConfigError(f"{path}: every run needs a label and a model, got {entry}")
+            _check_entry(entry, group, path)
+
+
+def _check_group(group: Any, path: Path) -> None:
+    if not isinstance(group, dict) or "name" not in group or not group.get("runs"):
+        raise ConfigError(f"{path}: every group needs a name and runs, got {group}")
+    if group.get("claim", "ablation") not in CLAIMS:
+        raise ConfigError(f"{path}: group {group['name']!r} claim must be one of {', '.join(CLAIMS)}")
+    unknown = set(group) - set(GROUP_KEYS)
+    if unknown:
+        raise ConfigError(
+            f"{path}: group {group['name']!r} has unknown keys {', '.join(sorted(unknown))} "
+            f"(a group takes {', '.join(GROUP_KEYS)})"
+        )
+    if "epochs" in group:
+        _check_epochs(group["epochs"], path, f"group {group['name']!r} epochs")
+
+
+def _check_entry(entry: Any, group: dict[str, Any], path: Path) -> None:
+    if not isinstance(entry, dict) or "label" not in entry or "model" not in entry:
+        raise ConfigError(f"{path}: every run needs a label and a model, got {entry}")
+    where = f"{path}: run {entry['label']!r} of group {group['name']!r}"
+    unknown = set(entry) - set(ENTRY_KEYS)
+    if unknown:
+        keys, takes = ", ".join(sorted(unknown)), ", ".join(ENTRY_KEYS)
+        raise ConfigError(f"{where} has unknown keys {keys} (a run takes {takes})")
+    overrides = entry.get("overrides", [])
+    if not isinstance(overrides, list) or not all(isinstance(item, str) for item in overrides):
+        raise ConfigError(
+            f"{where}: overrides must be a list of KEY=VALUE strings, e.g. [optim.lr=0.001]; got {overrides!r}"
+        )
+    for item in overrides:
+        key = item.partition("=")[0].strip()
+        if any(key == own or (own.endswith(".") and key.startswith(own)) for own in STUDY_OWN_KEYS):
+            raise ConfigError(
+                f"{where}: overrides set {key}, which the study sets for every run (from a run's model and "
+                "options, the plan's seeds and data)"
+            )
+        if key == "train.epochs" and "epochs" in group:  # the group's schedule would silently win
+            raise ConfigError(f"{where}: overrides set train.epochs, which the group's epochs list sets")
+
+
+def _check_epochs(epochs: Any, path: Path, where: str) -> None:
+    counts = epochs if isinstance(epochs, list) else []
+    if not counts or len(set(counts)) != len(counts) or not all(_is_count(n) for n in counts):
+        raise ConfigError(
+            f"{path}: {where} must be a list of different positive epoch counts, e.g. [1, 3, 6]; got {epochs!r}"
+        )
+
+
+def _is_count(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value > 0
+
+
+def _check_overrides(plan: StudyPlan, path: Path) -> None:
+    """The recipe with the plan's overrides, and with each run's own after them, is a configuration the
+    trainer accepts: a bad key or value fails when the plan loads, not after hours of other runs."""
+    try:
+        load_config(plan.recipe, plan.overrides)
+    except ConfigError as exc:
+        raise ConfigError(f"{path}: recipe {plan.recipe!r} with the plan's overrides: {exc}") from None
+    checked: set[tuple[str, ...]] = {()}
+    for spec in plan.runs():
+        if spec.overrides in checked:
+            continue
+        checked.add(spec.overrides)
+        try:
+            load_config(plan.recipe, [*plan.overrides, *spec.overrides])
+        except ConfigError as exc:
+            raise ConfigError(f"{path}: the overrides of run {spec.label!r} in group {spec.group!r}: {exc}") from None

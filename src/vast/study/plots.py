@@ -3,7 +3,9 @@
 * top-1 against GMACs, the layout of the paper's figure 1: one curve per model family through its
   compute points, the seed spread as error bars;
 * top-1 against training memory, the same points;
-* the ablations: one bar per configuration of each ablation group, the spread as error bars.
+* the ablations: one bar per configuration of each ablation group, the spread as error bars;
+* convergence: top-1 against optimiser steps, one line per label of each convergence group, the
+  seed spread as a band.
 """
 
 from __future__ import annotations
@@ -59,8 +61,8 @@ def plot_top1_against(summary: list[dict[str, Any]], x_key: str, x_label: str, p
 
 
 def plot_ablations(summary: list[dict[str, Any]], path: Path) -> Path | None:
-    """One bar per configuration of every group that is not the attention comparison."""
-    rows = [r for r in summary if r["claim"] != "attention"]
+    """One bar per configuration of every group that is neither the attention comparison nor a schedule."""
+    rows = [r for r in summary if r["claim"] not in ("attention", "convergence")]
     if not rows:
         return None
     from matplotlib.figure import Figure
@@ -80,11 +82,56 @@ def plot_ablations(summary: list[dict[str, Any]], path: Path) -> Path | None:
     return path
 
 
+def _convergence_lines(summary: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
+    """The convergence rows that counted their steps, by label (prefixed by the group when several)."""
+    rows = [r for r in summary if r["claim"] == "convergence" and r["steps"] is not None]
+    several = len({r["group"] for r in rows}) > 1
+    lines: dict[str, list[dict[str, Any]]] = {}
+    for row in rows:
+        lines.setdefault(f"{row['group']}: {row['label']}" if several else row["label"], []).append(row)
+    return {label: sorted(points, key=lambda r: r["steps"]) for label, points in lines.items()}
+
+
+def plot_convergence(summary: list[dict[str, Any]], path: Path) -> Path | None:
+    """Top-1 against optimiser steps for the convergence groups: each point a whole training, mean over
+    seeds, the band one standard deviation either side."""
+    lines = _convergence_lines(summary)
+    if not lines:
+        return None
+    from matplotlib.figure import Figure
+    from matplotlib.ticker import NullFormatter
+
+    fig = Figure(figsize=(8, 5.5))
+    ax = fig.subplots()
+    for (label, rows), colour in zip(lines.items(), COLOURS * 4):
+        xs = [r["steps"] for r in rows]
+        ys = [r["top1"] for r in rows]
+        low = [r["top1"] - r["top1_std"] for r in rows]
+        high = [r["top1"] + r["top1_std"] for r in rows]
+        ax.plot(xs, ys, color=colour, marker="o", linewidth=2, label=label)
+        ax.fill_between(xs, low, high, color=colour, alpha=0.15, linewidth=0)
+    ax.set_xscale("log")  # 200, 600, 1200, 2400 steps: the short schedules not crowded together
+    ticks = sorted({round(r["steps"]) for rows in lines.values() for r in rows})
+    ax.set_xticks(ticks, [str(t) for t in ticks])
+    ax.xaxis.set_minor_formatter(NullFormatter())
+    chance = _chance(summary)
+    if chance is not None:
+        ax.axhline(chance, color="grey", linestyle=":", linewidth=1, label=f"chance ({chance:.1f} %)")
+    ax.set_xlabel("optimiser steps (each point a whole training with its own schedule)")
+    ax.set_ylabel("top-1 % (single clip, mean ± std over seeds)")
+    ax.grid(True, alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    return path
+
+
 def write_plots(summary: list[dict[str, Any]], out_dir: Path) -> list[Path]:
     """Every figure the records allow, in ``out_dir``."""
     made = [
         plot_top1_against(summary, "gmacs", "GMACs per clip (torch.utils.flop_counter)", out_dir / "top1_gmacs.png"),
         plot_top1_against(summary, "train_memory_mb", "training memory per clip (MiB)", out_dir / "top1_memory.png"),
         plot_ablations(summary, out_dir / "ablations.png"),
+        plot_convergence(summary, out_dir / "convergence.png"),
     ]
     return [path for path in made if path is not None]

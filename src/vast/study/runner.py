@@ -13,6 +13,7 @@ import os
 import statistics
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +24,7 @@ from vast.engine.evaluate import evaluate, load_run
 from vast.engine.train import TrainResult, train
 from vast.errors import ConfigError
 from vast.models import count_flops, create_model
+from vast.models.saved_options import pin_options
 from vast.study.plan import GMACS_TOLERANCE, RunSpec, StudyPlan
 
 _logger = logging.getLogger(__name__)
@@ -114,6 +116,7 @@ def _config(plan: StudyPlan, spec: RunSpec, data: tuple[Path, Path], run_dir: Pa
             f"train.seed={spec.seed}",
             f"model.name={spec.model}",
             *plan.overrides,
+            *spec.overrides,  # the run's own, last
         ],
     )
     with torch.device("meta"):
@@ -157,9 +160,10 @@ def _final_scores(result: TrainResult, run: Any, config: RunConfig, quiet: bool)
 
 def run_one(plan: StudyPlan, spec: RunSpec, data: tuple[Path, Path], run_dir: Path, quiet: bool) -> dict[str, Any]:
     """Train, evaluate and measure one run; its record."""
-    shape = input_shape(load_config(plan.recipe, plan.overrides))
+    shape = input_shape(load_config(plan.recipe, [*plan.overrides, *spec.overrides]))
     options, target = resolve_options(spec, shape)
-    spec = RunSpec(spec.group, spec.label, spec.model, options, spec.seed, spec.claim)
+    options = pin_options(spec.model, options)  # the record names the architecture it trained
+    spec = replace(spec, options=options, match_gmacs=None)
     config = _config(plan, spec, data, run_dir)
     config.model.options = dict(options)
     last = run_dir / "last.pt"
@@ -171,6 +175,7 @@ def run_one(plan: StudyPlan, spec: RunSpec, data: tuple[Path, Path], run_dir: Pa
         "model": spec.model,
         "options": options,
         "seed": spec.seed,
+        "overrides": list(spec.overrides),
         "num_classes": len(run.class_names),
         "input_shape": list(shape),
         "params": params,
@@ -180,6 +185,7 @@ def run_one(plan: StudyPlan, spec: RunSpec, data: tuple[Path, Path], run_dir: Pa
         "top5": top5,
         "train_seconds": result.seconds,
         "epochs": result.epochs_done,
+        "steps": result.steps_done,  # optimiser steps
         "latency_ms": latency_ms(run.model, shape),
         "train_memory_mb": training_memory_mb(spec.model, options, shape),
         "run_dir": str(run_dir),
