@@ -84,3 +84,18 @@ def test_data_without_an_action_prints_help(capsys):
     assert "make-demo" in capsys.readouterr().out
     with pytest.raises(SystemExit):
         main(["data", "make-demo", "x", "--num-train", "0"])
+
+
+@pytest.mark.skipif("libsvtav1" not in av.codecs_available, reason="this PyAV's FFmpeg has no libsvtav1 encoder")
+def test_check_finds_no_problem_in_a_folder_of_av1_files(tmp_path, capsys):
+    """AV1 as video sites serve it (MKV, WebM, MP4; closed and forward keyframes), in a class folder:
+    libdav1d delays its output, which the check must not count as packets that give no frame."""
+    rng = np.random.default_rng(0)
+    frames = np.cumsum(rng.integers(0, 6, (100, 64, 64, 3)), axis=0).astype(np.uint8)  # moving noise
+    made = {"walk/a.mkv": {}, "walk/b.webm": {"svtav1-params": "irefresh-type=1"}, "run/c.mp4": {}}
+    for name, options in made.items():
+        (tmp_path / name).parent.mkdir(exist_ok=True)
+        write_video(tmp_path / name, frames, codec="libsvtav1", gop=40, options={"preset": "12", **options})
+    capsys.readouterr()
+    assert main(["data", "check", str(tmp_path), "--workers", "1"]) == 0
+    assert "all 3 videos" in capsys.readouterr().out

@@ -7,6 +7,7 @@ makes to show one problem each. Every requested frame (first, last, single, sort
 repeated) and, for every file, every frame in order is compared with the reference.
 """
 
+import zlib
 from pathlib import Path
 
 import av
@@ -74,6 +75,41 @@ def test_requested_frames_are_ffmpegs(corpus, name):
     for wanted in requests(len(reference))[:5]:  # each in a decoder of its own, as a data set opens them
         with PyAVDecoder(path) as video:
             assert_frames_are_ffmpegs(video.get_frames(wanted), wanted, reference, name)
+
+
+def random_requests(count: int, rng: np.random.Generator, draws: int = 4) -> list[list[int]]:
+    """Random index sets for a file of ``count`` frames, ``draws`` of each kind: one frame alone, a
+    sorted sparse set, an unsorted one, one with repeats, a dense clip (consecutive frames) and a TSN
+    clip (one frame in each of 8 equal segments)."""
+    sets = []
+    for _ in range(draws):
+        size = int(rng.integers(2, 9))
+        sparse = rng.choice(count, min(size, count), replace=False)
+        start, length = int(rng.integers(count)), int(rng.integers(2, 17))
+        edges = np.linspace(0, count, 9)
+        sets += [
+            [int(rng.integers(count))],
+            sorted(sparse.tolist()),
+            sparse.tolist(),
+            rng.choice(sparse, size + 3).tolist(),
+            list(range(start, min(start + length, count))),
+            [int(rng.integers(lo, max(hi, lo + 1))) for lo, hi in zip(edges[:-1].astype(int), edges[1:].astype(int))],
+        ]
+    return sets
+
+
+@pytest.mark.parametrize("name", CORPUS)
+def test_random_requests_are_ffmpegs(corpus, name):
+    """Random index sets, each in a decoder of its own (as a data set opens them) and all in one."""
+    path, reference = corpus.path(name), corpus.reference(name)
+    seed = zlib.crc32(name.encode())  # the same draws at every run: a failure can be repeated
+    sets = random_requests(len(reference), np.random.default_rng(seed))
+    for wanted in sets:
+        with PyAVDecoder(path) as video:
+            assert_frames_are_ffmpegs(video.get_frames(wanted), wanted, reference, f"{name} {wanted}")
+    with PyAVDecoder(path) as video:
+        for wanted in sets:
+            assert_frames_are_ffmpegs(video.get_frames(wanted), wanted, reference, f"{name} {wanted}")
 
 
 @pytest.mark.slow
