@@ -8,6 +8,22 @@ from vast.engine.config import load_config
 from vast.engine.train import train
 from vast.models.affine_shift import ChannelsLastBatchNorm, DynamicAffine, StaticAffine, TemporalContext
 
+REQUIRE_CORPUS = "VAST_REQUIRE_CORPUS"  # set to 1 by .ci/run: a missing decoding reference fails
+
+
+@pytest.fixture(scope="session")
+def missing_tool():
+    """``missing_tool(reason)``: the test cannot run here for want of a tool (the ffmpeg command line,
+    opencv-doc). It skips, saying what to install, except where ``VAST_REQUIRE_CORPUS=1`` (CI): there
+    the decoder's claims must be checked, and it fails."""
+
+    def missing(reason: str):
+        if os.environ.get(REQUIRE_CORPUS) == "1":
+            pytest.fail(f"{REQUIRE_CORPUS}=1, but {reason}", pytrace=False)
+        pytest.skip(reason)
+
+    return missing
+
 
 @pytest.fixture(autouse=True, scope="session")
 def private_vast_cache(tmp_path_factory):

@@ -22,9 +22,14 @@ from vast.engine.config import DataConfig
 from vast.engine.data import build_eval_dataset
 
 FFMPEG = shutil.which("ffmpeg")
-needs_ffmpeg = pytest.mark.skipif(
-    FFMPEG is None, reason="needs the ffmpeg command line as the reference: apt-get install ffmpeg"
-)
+
+
+@pytest.fixture
+def needs_ffmpeg(missing_tool):
+    if FFMPEG is None:
+        missing_tool("needs the ffmpeg command line as the reference: apt-get install ffmpeg")
+
+
 can_write_rotation = hasattr(av.video.stream.VideoStream, "set_display_rotation")
 NUM_FRAMES, HEIGHT, WIDTH = 4, 48, 64
 
@@ -97,7 +102,7 @@ def test_upright_refuses_other_angles():
         upright(pattern_frames()[0], 45)
 
 
-@needs_ffmpeg
+@pytest.mark.usefixtures("needs_ffmpeg")
 @pytest.mark.parametrize("rotation", [0, 90, -90, 270, 180])
 def test_rotation_set_by_ffmpeg_decodes_as_ffmpeg_shows_it(tmp_path, rotation):
     source, rotated = tmp_path / "source.mp4", tmp_path / "rotated.mp4"
@@ -110,7 +115,7 @@ def test_rotation_set_by_ffmpeg_decodes_as_ffmpeg_shows_it(tmp_path, rotation):
     assert np.array_equal(ours, np.rot90(decode_all(source), rotation // 90, axes=(1, 2)))
 
 
-@needs_ffmpeg
+@pytest.mark.usefixtures("needs_ffmpeg")
 @pytest.mark.skipif(not can_write_rotation, reason="this PyAV cannot write a display matrix (PyAV 18.1 can)")
 @pytest.mark.parametrize("rotation", [90, -90, 180])
 def test_rotation_written_by_pyav_decodes_as_ffmpeg_shows_it(tmp_path, rotation):
@@ -138,7 +143,7 @@ def test_display_rotation_reads_the_matrix_and_the_decoder_applies_it(tmp_path, 
 
 
 @pytest.fixture
-def rotated_video(tmp_path):
+def rotated_video(tmp_path, missing_tool):
     """A 64x48 video shown as 48x64 (a quarter turn), written by PyAV or else by the ffmpeg CLI."""
     path = tmp_path / "phone.mp4"
     if can_write_rotation:
@@ -147,7 +152,7 @@ def rotated_video(tmp_path):
         write_lossless(tmp_path / "source.mp4", pattern_frames())
         ffmpeg_set_rotation(tmp_path / "source.mp4", path, -90)
     else:
-        pytest.skip("needs PyAV 18.1 or the ffmpeg command line to write a rotated video: apt-get install ffmpeg")
+        missing_tool("needs PyAV 18.1 or the ffmpeg command line to write a rotated video: apt-get install ffmpeg")
     return path, np.rot90(pattern_frames(), 3, axes=(1, 2))
 
 
