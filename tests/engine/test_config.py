@@ -176,3 +176,16 @@ def test_saved_config_round_trips(tmp_path):
     path.write_text(config.to_yaml())
     assert load_config(path) == config
     assert config_from_dict(config.to_dict()) == config
+
+
+def test_another_model_on_the_command_line_leaves_out_the_recipes_options_it_does_not_take(caplog):
+    """`vast train demo --set model.name=tsm`: demo's `norm` is a VAST option; TSM's drop_path_rate stays."""
+    with caplog.at_level("INFO", logger="vast.engine.config"):
+        config = load_config("demo", ["model.name=tsm", "model.options.width=16"])
+    assert config.model.options == {"drop_path_rate": 0.0, "width": 16}
+    assert [r.getMessage() for r in caplog.records] == [
+        "model.options norm of the recipe's vast_nano do not apply to tsm: left out"
+    ]
+    assert load_config("demo", ["model.name=vast_tiny"]).model.options["norm"] == "batchnorm"  # VAST takes it
+    # An option given again with --set is the user's: it stays, and the model names it if it is wrong.
+    assert load_config("demo", ["model.name=tsm", "model.options.norm=batchnorm"]).model.options["norm"] == "batchnorm"

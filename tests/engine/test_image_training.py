@@ -13,7 +13,8 @@ from vast.cli.main import main
 from vast.engine.checkpoint import load_checkpoint
 from vast.engine.config import load_config
 from vast.engine.evaluate import evaluate, load_run, predict
-from vast.engine.train import Trainer, train, unwrap
+from vast.engine.runtime import unwrap
+from vast.engine.train import Trainer, train
 
 CLASSES = ["checks", "hstripes", "vstripes"]  # the class folders; sorted, so indices 0, 1, 2
 IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)

@@ -92,7 +92,8 @@ def test_two_process_ddp_ends_with_identical_weights(tiny_overrides, tmp_path):
             import vast.engine.train as engine
             from vast.data.dataset import BrokenVideo, VideoBatch
             from vast.engine.config import load_config
-            from vast.engine.train import Trainer, unwrap
+            from vast.engine.runtime import unwrap
+            from vast.engine.train import Trainer
 
             def first_batch_broken_on_rank1(*args, **kwargs):
                 loader = real_loader(*args, **kwargs)
@@ -199,3 +200,39 @@ def test_mixup_with_an_odd_batch_size_is_refused_at_setup(tiny_overrides, tmp_pa
 
     with pytest.raises(ConfigError, match=r"even train\.batch_size, not 3"):
         Trainer(_config(tiny_overrides, tmp_path, "odd", "train.mixup=0.2", "train.batch_size=3"), quiet=True)
+
+
+@pytest.mark.slow
+def test_a_peer_trains_on_a_recipe_that_asks_for_memory_lean(tiny_overrides, tmp_path, caplog):
+    """`vast train demo --set model.name=tsm`: the recipe's train.memory_lean does not apply to TSM, which
+    trains without it (one logged line) instead of stopping."""
+    config = _config(tiny_overrides, tmp_path, "tsm", "model.name=tsm", "train.max_steps=1", "train.memory_lean=true")
+    with caplog.at_level("INFO", logger="vast.engine.runtime"):
+        result = train(config, quiet=True)
+    assert result.steps_done == 1 and (tmp_path / "tsm" / "last.pt").is_file()
+    assert any("tsm trains without train.memory_lean" in r.getMessage() for r in caplog.records)
+    assert config.train.memory_lean  # the caller's config as it was
+
+
+@pytest.mark.slow
+def test_the_final_model_is_tested_with_the_recipes_views(tiny_overrides, tmp_path):
+    """data.test_clips x data.test_crops: after the last epoch, a multi-view test of the final weights,
+    the same as `vast eval last.pt --views 2x3` computes, beside the single-clip validation."""
+    from vast.engine.evaluate import evaluate, load_run
+
+    views = ["train.epochs=1", "data.test_clips=2", "data.test_crops=3"]
+    result = train(_config(tiny_overrides, tmp_path, "run", *views), quiet=True)
+    run = tmp_path / "run"
+    assert result.test is not None and result.test.views == "2x3" and result.test.videos == 8
+    again = evaluate(load_run(run / "last.pt"), clips=2, crops=3, workers=0, progress=False)
+    assert (result.test.top1, result.test.top5, result.test.confusion) == (again.top1, again.top5, again.confusion)
+    assert (run / "eval_2x3.json").is_file() and (run / "confusion_2x3.png").is_file()
+    report = (run / "report.md").read_text()
+    assert "## Test of the final model (2x3 views)" in report and f"Top-1 {again.top1:.2f} %" in report
+
+
+def test_a_stopped_run_and_a_one_view_recipe_make_no_test(tiny_overrides, tmp_path):
+    stopped = train(_config(tiny_overrides, tmp_path, "a", "data.test_clips=2", "train.max_steps=1"), quiet=True)
+    assert stopped.test is None and not list((tmp_path / "a").glob("eval_*.json"))
+    single = train(_config(tiny_overrides, tmp_path, "b", "train.epochs=1"), quiet=True)
+    assert single.test is None and not list((tmp_path / "b").glob("eval_*.json"))

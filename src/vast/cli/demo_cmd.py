@@ -25,7 +25,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from vast.engine.demo import run_demo
+    from vast.demo import run_demo
 
     num_train, epochs = args.num_train, args.epochs
     if args.quick:

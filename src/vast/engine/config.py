@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import logging
 import types
 import typing
 from collections.abc import Iterable
@@ -21,6 +22,8 @@ from typing import Any
 import yaml
 
 from vast.errors import ConfigError
+
+_logger = logging.getLogger(__name__)
 
 
 @dataclass
@@ -56,7 +59,7 @@ class DataConfig:
     num_workers: int = 2
     cache_mb: int = 0  # keep decoded videos in memory, up to this many MiB (vast.data.cache; num_workers 0)
     on_error: str = "skip"  # skip | raise, for broken videos during training
-    test_clips: int = 1  # multi-view testing of the final model: clips x crops
+    test_clips: int = 1  # the final model tested on data.val with clips x crops views (1 x 1: none)
     test_crops: int = 1
 
 
@@ -158,6 +161,8 @@ def load_config(
             raise ConfigError(f"{path} must hold a mapping with sections model, data, optim, train")
         for key, value in _flatten(data):
             set_value(config, key, value, source=str(path))
+    recipe_model, recipe_options = config.model.name, dict(config.model.options)
+    overrides = list(overrides)
     for item in overrides:
         key, sep, text = item.partition("=")
         if not sep or not key.strip():
@@ -167,8 +172,33 @@ def load_config(
         except yaml.YAMLError:
             value = text
         set_value(config, key.strip(), value, source="--set")
+    if config.model.name != recipe_model:
+        given = {item.partition("=")[0].strip().removeprefix("model.options.") for item in overrides}
+        kept_by_recipe = {key: value for key, value in recipe_options.items() if key not in given}
+        _drop_options_of_another_model(config, recipe_model, kept_by_recipe)
     validate(config)
     return config
+
+
+def _drop_options_of_another_model(config: RunConfig, recipe_model: str, recipe_options: dict[str, Any]) -> None:
+    """``--set model.name=tsm`` on a recipe of vast_nano: the recipe's model options that tsm does not take
+    (``norm``) are dropped, one logged line; those it takes stay. ``recipe_options``: the recipe's
+    options that --set did not give again."""
+    from vast.errors import UnknownModelError
+    from vast.models.registry import model_options
+
+    try:
+        accepted = model_options(config.model.name)
+    except UnknownModelError:
+        return  # create_model names the unknown model, with close names
+    if accepted is None:
+        return
+    dropped = [key for key in recipe_options if key not in accepted and key in config.model.options]
+    for key in dropped:
+        del config.model.options[key]
+    if dropped:
+        _logger.info("model.options %s of the recipe's %s do not apply to %s: left out", ", ".join(dropped),
+                     recipe_model, config.model.name)  # fmt: skip
 
 
 def config_from_dict(data: dict[str, Any]) -> RunConfig:
@@ -233,6 +263,11 @@ def validate(config: RunConfig) -> None:
             "data.cache_mb keeps decoded videos in the loading process, so it needs data.num_workers=0 "
             f"(got {config.data.num_workers}): set one of them to 0"
         )
+    if config.data.test_clips < 1 or config.data.test_crops not in (1, 3):
+        raise ConfigError(
+            f"data.test_clips must be >= 1 and data.test_crops 1 or 3 (as vast eval --views); got "
+            f"{config.data.test_clips} and {config.data.test_crops}"
+        )
     for key in ("train.checkpoint_every", "train.checkpoint_minutes", "train.keep_last", "train.max_steps"):
         section, name = key.split(".")
         if getattr(getattr(config, section), name) < 0:
@@ -256,6 +291,8 @@ RUN_LENGTH_AND_PLACE = (
     "train.keep_last",
     "data.num_workers",
     "data.cache_mb",
+    "data.test_clips",  # the test of the final model, after training
+    "data.test_crops",
 )
 
 

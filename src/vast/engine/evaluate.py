@@ -27,7 +27,8 @@ from vast.engine.checkpoint import load_checkpoint
 from vast.engine.config import RunConfig, config_from_dict, validate
 from vast.engine.data import build_eval_dataset, eval_loader
 from vast.engine.distributed import DistInfo, resolve_device
-from vast.engine.train import as_model_input
+from vast.engine.metrics import AccuracyMeter
+from vast.engine.runtime import as_model_input
 from vast.errors import CheckpointError, ConfigError
 from vast.models import create_model
 from vast.models.saved_options import saved_options
@@ -158,34 +159,22 @@ def evaluate(
     device = next(run.model.parameters()).device
     dataset = build_eval_dataset(config.data, annotations, clips=clips, crops=crops)
     loader = eval_loader(dataset, batch_size, workers, DistInfo(device=device))
-    num_classes = len(run.class_names)
-    confusion = np.zeros((num_classes, num_classes), dtype=np.int64)
-    top5_hits = 0
-    missing = BrokenVideoLog()
+    meter, missing = AccuracyMeter(len(run.class_names)), BrokenVideoLog()
     for batch in tqdm(loader, desc=f"eval {clips}x{crops}", disable=not progress, leave=False):
         missing.add(batch.broken)
         if batch.labels.numel() == 0:
             continue
-        probs = view_averaged_probabilities(run.model, batch.clips.to(device), multi_view=clips * crops > 1)
-        probs = probs[:, :num_classes]
-        top = probs.topk(min(5, num_classes), dim=-1).indices.cpu()
-        labels = batch.labels
-        top5_hits += int((top == labels[:, None]).any(dim=-1).sum())
-        np.add.at(confusion, (labels.numpy(), top[:, 0].numpy()), 1)
-    videos = int(confusion.sum())
-    per_class = {
-        name: (100.0 * confusion[i, i] / confusion[i].sum()) if confusion[i].sum() else float("nan")
-        for i, name in enumerate(run.class_names)
-    }
+        meter.add(view_averaged_probabilities(run.model, batch.clips.to(device), multi_view=clips * crops > 1),
+                  batch.labels)  # fmt: skip
     return EvalResult(
         protocol=describe_protocol(config, clips, crops),
         views=f"{clips}x{crops}",
-        videos=videos,
+        videos=meter.videos,
         missing=missing.count,
-        top1=100.0 * float(np.trace(confusion)) / max(videos, 1),
-        top5=100.0 * top5_hits / max(videos, 1),
-        per_class=per_class,
-        confusion=confusion.tolist(),
+        top1=meter.top1,
+        top5=meter.top5,
+        per_class=meter.per_class(run.class_names),
+        confusion=meter.confusion.tolist(),
         missing_paths=missing.paths,
         checkpoint=str(run.checkpoint_path.resolve()),
         weights=run.weights,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import logging
+import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -56,6 +57,28 @@ class MetricsLogger:
     def close(self) -> None:
         if self._writer is not None:
             self._writer.close()
+
+
+class Throughput:
+    """Clips per second and the time spent waiting for data, over the steps since the last log row."""
+
+    def __init__(self) -> None:
+        self.clips, self.start, self.data_time = 0, time.perf_counter(), 0.0
+
+    def timed(self, loader: Any) -> Any:
+        """The loader's batches, the wait for each added to ``data_time``."""
+        fetch = time.perf_counter()
+        for batch in loader:
+            self.data_time += time.perf_counter() - fetch
+            yield batch
+            fetch = time.perf_counter()
+
+    def take(self) -> dict[str, float]:
+        """The row's ``clips_per_s`` and ``data_time_s``; the next window starts now."""
+        elapsed = time.perf_counter() - self.start
+        row = {"clips_per_s": self.clips / max(elapsed, 1e-9), "data_time_s": self.data_time}
+        self.clips, self.start, self.data_time = 0, time.perf_counter(), 0.0
+        return row
 
 
 def read_csv(path: str | Path) -> list[dict[str, float]]:
@@ -140,4 +163,59 @@ def plot_confusion(matrix: np.ndarray, class_names: Sequence[str], path: str | P
     path = Path(path)
     fig.savefig(path, dpi=110)
     plt.close(fig)
+    return path
+
+
+def write_training_report(
+    output_dir: Path,
+    config: Any,
+    *,
+    train_videos: int,
+    num_classes: int,
+    epochs: int,
+    steps: int,
+    seconds: float,
+    where: str,
+    broken: int,
+    history: list[dict[str, float]],
+    best_top1: float,
+    test: Any = None,
+) -> Path:
+    """``report.md`` and ``curves.png`` of a run (``config``: its RunConfig) from its CSV logs;
+    ``test``: the multi-view test of the final model (an ``EvalResult``), when the run made one."""
+    curves = plot_curves(
+        {config.model.name: (read_csv(output_dir / "train.csv"), read_csv(output_dir / "val.csv"))},
+        output_dir / "curves.png",
+    )
+    rows = [(int(r["epoch"]), f"{r['top1']:.2f}", f"{r['top5']:.2f}", f"{r['loss']:.3f}") for r in history]
+    lines = [
+        f"# Training report: {config.model.name}",
+        "",
+        f"- data: `{config.data.train}` ({train_videos} videos, {num_classes} classes); "
+        f"validation `{config.data.val or '-'}`",
+        f"- {epochs} epochs, {steps} optimiser steps, {seconds:.0f} s on {where}",
+        f"- clip: {config.data.num_frames} frames ({config.data.sampler} sampling), {config.data.crop_size} px crop",
+        f"- broken training videos skipped: {broken}",
+        "",
+        "## Validation (single clip, centre crop)",
+        "",
+        markdown_table(["epoch", "top-1 %", "top-5 %", "loss"], rows) if history else "no validation set",
+        "",
+        f"![curves]({curves.name})",
+        "",
+        f"Best single-clip top-1: {max(best_top1, 0.0):.2f} %. Checkpoints: `last.pt`, `best.pt`; "
+        "multi-view testing: `vast eval best.pt --views 4x3`.",
+        "",
+    ]
+    if test is not None:
+        lines += [
+            f"## Test of the final model ({test.views} views)",
+            "",
+            f"Top-1 {test.top1:.2f} %, top-5 {test.top5:.2f} % on {test.videos} videos ({test.missing} missing); "
+            f"{test.protocol}. Weights: {test.weights}. Per class and confusion: `eval_{test.views}.json`, "
+            f"`confusion_{test.views}.png`.",
+            "",
+        ]
+    path = output_dir / "report.md"
+    path.write_text("\n".join(lines))
     return path

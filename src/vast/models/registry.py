@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import difflib
 import fnmatch
+import inspect
 import logging
 from collections.abc import Callable
 
@@ -44,3 +45,13 @@ def get_entrypoint(name: str) -> Callable[..., nn.Module]:
 def is_registered(name: str) -> bool:
     """Whether ``name`` is a registered model name."""
     return name in _ENTRYPOINTS
+
+
+def model_options(name: str) -> set[str] | None:
+    """The keyword options the entry point of ``name`` takes, or None where it does not say (it passes
+    ``**kwargs`` on: AST / VAST, timm's models). A peer's entry names its options (its builder's)."""
+    parameters = inspect.signature(get_entrypoint(name)).parameters  # follows functools.wraps
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values()):
+        return None
+    return set(parameters) - {"pretrained", "num_classes"}
+

@@ -106,7 +106,7 @@ def resolve_options(spec: RunSpec, shape: tuple[int, ...]) -> tuple[dict[str, An
 
 
 def _config(plan: StudyPlan, spec: RunSpec, data: tuple[Path, Path], run_dir: Path) -> RunConfig:
-    config = load_config(
+    return load_config(
         plan.recipe,
         [
             f"data.train={data[0]}",
@@ -118,11 +118,7 @@ def _config(plan: StudyPlan, spec: RunSpec, data: tuple[Path, Path], run_dir: Pa
             *plan.overrides,
             *spec.overrides,  # the run's own, last
         ],
-    )
-    with torch.device("meta"):
-        has_lean = hasattr(create_model(spec.model, **spec.options), "set_memory_lean")
-    config.train.memory_lean = config.train.memory_lean and has_lean  # peers train plainly
-    return config
+    )  # train.memory_lean: the trainer skips it for a peer that has no memory-lean form
 
 
 def latency_ms(model: torch.nn.Module, shape: tuple[int, ...], repeats: int = 9) -> float:
