@@ -1,5 +1,5 @@
 """This library's decoder against a baseline revision's, torchcodec and decord, on the real-world corpus
-(:mod:`vast.bench.corpus`), in one run:
+(``decoder_corpus.py`` beside this script), in one run:
 
 * frame-exactness: for fixed requests (first, last, a sorted sparse set, an unsorted set, a repeated
   index, a TSN clip), each in a new reader, how many returned frames are not ffmpeg's frame of their
@@ -39,7 +39,7 @@ import av
 import numpy as np
 import torch
 
-from vast.bench.corpus import CORPUS, TOLERANCE, WEB, Corpus, CorpusUnavailable, frame_difference
+from decoder_corpus import CORPUS, TOLERANCE, WEB, Corpus, CorpusUnavailable, frame_difference
 from vast.bench.machine import machine_info
 from vast.data.decoding import FRAME_INDEX_CACHE, PyAVDecoder
 from vast.data.sampling import TSNSampler

@@ -1,10 +1,11 @@
 """Frame ``i`` is the ffmpeg command line's ``i``-th frame, on files made the way real data sets are.
 
 The reference is ``ffmpeg -i F -fps_mode passthrough -pix_fmt rgb24 -f rawvideo -``: its ``i``-th
-output frame is frame ``i``. The corpus (:mod:`vast.bench.corpus`): OpenCV's sample videos (Debian's
-``opencv-doc``), which ship the problems public data sets have, and files the ffmpeg command line
-makes to show one problem each. Every requested frame (first, last, single, sorted, unsorted,
-repeated) and, for every file, every frame in order is compared with the reference.
+output frame is frame ``i``. The corpus (``benchmarks/decoder_corpus.py``, on pytest's path): OpenCV's
+sample videos (Debian's ``opencv-doc``), which ship the problems public data sets have, files the
+ffmpeg command line makes to show one problem each, and AV1 and VP9 as video sites serve them. Every
+requested frame (first, last, single, sorted, unsorted, repeated, random sets) and, for every file,
+every frame in order is compared with the reference.
 """
 
 import zlib
@@ -14,7 +15,7 @@ import av
 import numpy as np
 import pytest
 
-from vast.bench.corpus import CORPUS, DAMAGED, EDIT_LIST, TOLERANCE, Corpus, CorpusUnavailable, frame_difference
+from decoder_corpus import CORPUS, DAMAGED, EDIT_LIST, TOLERANCE, Corpus, CorpusUnavailable, frame_difference
 from vast.cli.main import main
 from vast.data import decoding
 from vast.data.decoding import FRAME_INDEX_CACHE, PyAVDecoder, check_video

@@ -14,8 +14,6 @@ One concern per module:
 * :mod:`~vast.bench.compiled`: ``torch.compile`` against eager;
 * :mod:`~vast.bench.report` and :mod:`~vast.bench.plots`: tables, JSON, CSV and figures;
 * :mod:`~vast.bench.allocator`: glibc's malloc setting that ``--malloc tuned`` opts in to;
-* :mod:`~vast.bench.corpus`: the real-world video corpus and ffmpeg's frames of it, for the decoding
-  tests and ``benchmarks/compare_decoders.py`` (imported on its own: it needs ffmpeg when used).
 
 Nothing here changes process-wide settings unless asked: threads only with ``BenchSettings.threads``
 (restored afterwards), glibc's malloc only inside :func:`tuned_malloc`. Fused rows are built with

@@ -8,6 +8,7 @@ count as zero, the same for every model measured with it.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import torch
 from torch import nn
@@ -35,3 +36,18 @@ def count_flops(model: nn.Module, input_shape: Sequence[int]) -> tuple[float, in
     finally:
         model.train(was_training)
     return counter.get_total_flops() / 2 / 1e9, count_params(model)
+
+
+def meta_flops(
+    name: str, input_shape: Sequence[int], num_classes: int | None = None, **options: Any
+) -> tuple[float, int]:
+    """``(GMACs, params)`` of the registered model ``name`` with ``options``, built and counted on the
+    ``meta`` device (shapes only: no memory, no arithmetic). The one way the library counts a model it
+    has not built: peers sized to a budget, the study's records, the compute targets of a plan."""
+    from vast.models.registry import get_entrypoint  # the registry is filled by vast.models
+
+    kwargs = options if num_classes is None else {**options, "num_classes": num_classes}
+    with torch.device("meta"):
+        model = get_entrypoint(name)(**kwargs)
+    return count_flops(model, input_shape)
+

@@ -38,7 +38,7 @@ from torchvision.models.video.mvit import MSBlockConfig, MViT
 from torchvision.models.video.swin_transformer import ShiftedWindowAttention3d, SwinTransformer3d
 
 from vast.errors import CheckpointError, ConfigError, InputShapeError
-from vast.models.flops import count_flops
+from vast.models.flops import meta_flops
 from vast.models.registry import get_entrypoint, register_model
 
 __all__ = [
@@ -544,12 +544,6 @@ def _width_unit(name: str, options: dict[str, Any]) -> int:
     return int(options["num_heads"]) if name == "mvit_v2" else 1
 
 
-def _meta_gmacs(name: str, options: dict[str, Any], input_shape: tuple[int, ...]) -> float:
-    with torch.device("meta"):
-        model = get_entrypoint(name)(**options)
-    return count_flops(model, input_shape)[0]
-
-
 @functools.lru_cache(maxsize=64)
 def _gmacs_quadratic(name: str, options: str, knob: str, probes: tuple[int, ...], shape: tuple[int, ...]) -> Any:
     """Coefficients of GMACs as a function of the width ``knob``, all other ``options`` (JSON) fixed.
@@ -558,7 +552,7 @@ def _gmacs_quadratic(name: str, options: str, knob: str, probes: tuple[int, ...]
     attention products, depthwise pooling and the head as width), so counts at three widths give it.
     """
     base = json.loads(options)
-    return np.polyfit(probes, [_meta_gmacs(name, {**base, knob: width}, shape) for width in probes], 2)
+    return np.polyfit(probes, [meta_flops(name, shape, **{**base, knob: width})[0] for width in probes], 2)
 
 
 def _closest_width(predict: Callable[[Any], Any], target: float, unit: int, low: int, tolerance: float) -> int:
@@ -587,7 +581,7 @@ def _size_width(
     low = -(-max(_MIN_WIDTH, int(options.get("shift_div", 0))) // unit) * unit
     fit = _gmacs_quadratic(name, json.dumps(options, sort_keys=True), knob, (low, 8 * low, 64 * low), shape)
     width = _closest_width(lambda w: np.polyval(fit, w), target, unit, low, tolerance)
-    return width, _meta_gmacs(name, {**options, knob: width}, shape)  # the count, not the prediction
+    return width, meta_flops(name, shape, **{**options, knob: width})[0]  # the count, not the prediction
 
 
 def options_for_gmacs(

@@ -11,7 +11,6 @@ import json
 import logging
 import os
 import statistics
-import time
 from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
@@ -23,7 +22,7 @@ from vast.engine.config import RunConfig, load_config
 from vast.engine.evaluate import evaluate, load_run
 from vast.engine.train import TrainResult, train
 from vast.errors import ConfigError
-from vast.models import count_flops, create_model
+from vast.models.flops import meta_flops
 from vast.models.saved_options import pin_options
 from vast.study.plan import GMACS_TOLERANCE, RunSpec, StudyPlan
 
@@ -83,21 +82,12 @@ def input_shape(config: RunConfig) -> tuple[int, int, int, int, int]:
     return (1, 3, config.data.num_frames, config.data.crop_size, config.data.crop_size)
 
 
-def meta_gmacs(
-    model: str, options: dict[str, Any], shape: tuple[int, ...], num_classes: int | None = None
-) -> tuple[float, int]:
-    """(GMACs, params) of ``model`` with ``options`` at ``shape``, counted on the meta device."""
-    with torch.device("meta"):
-        built = create_model(model, num_classes=num_classes, **options)
-    return count_flops(built, shape)
-
-
 def resolve_options(spec: RunSpec, shape: tuple[int, ...]) -> tuple[dict[str, Any], float | None]:
     """The run's options, with a peer sized to its ``match_gmacs`` target; and that target."""
     if not spec.match_gmacs:
         return dict(spec.options), None
     reference = spec.match_gmacs
-    target = meta_gmacs(reference["model"], dict(reference.get("options") or {}), shape)[0]
+    target = meta_flops(reference["model"], shape, **dict(reference.get("options") or {}))[0]
     target *= float(reference.get("factor", 1.0))
     from vast.models.peers import options_for_gmacs
 
@@ -122,17 +112,13 @@ def _config(plan: StudyPlan, spec: RunSpec, data: tuple[Path, Path], run_dir: Pa
 
 
 def latency_ms(model: torch.nn.Module, shape: tuple[int, ...], repeats: int = 9) -> float:
-    """Median batch-1 inference time of ``model`` (eager, as trained) in milliseconds."""
-    x = torch.randn(shape)
-    with torch.inference_mode():
-        for _ in range(3):
-            model(x)
-        times = []
-        for _ in range(repeats):
-            start = time.perf_counter()
-            model(x)
-            times.append(time.perf_counter() - start)
-    return 1e3 * statistics.median(times)
+    """Median batch-1 inference time of ``model`` (eager, as trained) in milliseconds, after 3 warm-up
+    passes, timed as ``vast bench`` times (:mod:`vast.bench.timing`)."""
+    from vast.bench.timing import inference_runner, interleaved_times
+
+    runners = {"model": inference_runner(model, torch.randn(shape))}
+    interleaved_times(runners, {"model": 3})
+    return 1e3 * statistics.median(interleaved_times(runners, {"model": repeats})["model"])
 
 
 def training_memory_mb(model: str, options: dict[str, Any], shape: tuple[int, ...]) -> float:
@@ -166,7 +152,7 @@ def run_one(plan: StudyPlan, spec: RunSpec, data: tuple[Path, Path], run_dir: Pa
     result = train(config, resume=last if last.is_file() else None, quiet=quiet)
     run = load_run(result.output_dir / "last.pt")
     top1, top5 = _final_scores(result, run, config, quiet)
-    gmacs, params = meta_gmacs(spec.model, options, shape, len(run.class_names))
+    gmacs, params = meta_flops(spec.model, shape, len(run.class_names), **options)
     return {
         "model": spec.model,
         "options": options,
