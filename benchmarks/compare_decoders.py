@@ -40,6 +40,7 @@ import numpy as np
 import torch
 
 from decoder_corpus import CORPUS, TOLERANCE, WEB, Corpus, CorpusUnavailable, frame_difference
+from revision_decoder import revision_pyav_decoder
 from vast.bench.machine import machine_info
 from vast.data.decoding import FRAME_INDEX_CACHE, PyAVDecoder
 from vast.data.sampling import TSNSampler
@@ -120,27 +121,17 @@ def vast_opener(store: Path | None) -> Opener:
 
 
 def baseline_decoder(revision: str, folder: Path) -> Opener:
-    """``PyAVDecoder`` of ``src/vast/data/decoding.py`` at the git ``revision``, loaded as a module of its
-    own beside this tree's (it imports the rest of ``vast`` from this tree), opened as this tree's is:
+    """``PyAVDecoder`` of the git ``revision`` (:mod:`revision_decoder`), opened as this tree's is:
     no index in the process's memory, the on-disk store (a folder of its own) filled by the untimed
     clip. Without that, a baseline that keeps indexes too would find them in memory, 20 clips in a row,
     and this tree's would be timed against an advantage no large data set has."""
-    command = ["git", "-C", str(REPO), "show", f"{revision}:src/vast/data/decoding.py"]
-    source = subprocess.run(command, capture_output=True, text=True)
-    if source.returncode:
-        raise SystemExit(f"--baseline {revision}: {source.stderr.strip()}")
-    file = folder / f"baseline_decoding_{revision.replace('/', '_')}.py"
-    file.write_text(source.stdout)
-    spec = importlib.util.spec_from_file_location(file.stem, file)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[file.stem] = module  # dataclasses and pickling look the module up by name
-    spec.loader.exec_module(module)
+    decoder = revision_pyav_decoder(revision, folder)
     store = folder / "frame-index-baseline"
 
     def open_video(path: Path) -> Reader:
         FRAME_INDEX_CACHE.clear()
         FRAME_INDEX_CACHE.folder = store
-        return module.PyAVDecoder(path)
+        return decoder(path)
 
     return open_video
 

@@ -7,7 +7,6 @@ git revision (``git show REV:...``; default ee831f1, the decoder before frame-ex
     PYTHONPATH=src python benchmarks/frame_index_cache.py [folder] [revision]
 """
 
-import importlib.util
 import subprocess
 import sys
 import tempfile
@@ -17,6 +16,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from revision_decoder import revision_pyav_decoder
 from vast.bench.machine import machine_info
 from vast.data.decoding import FRAME_INDEX_CACHE, PyAVDecoder
 from vast.data.sampling import TSNSampler
@@ -38,16 +38,7 @@ def make(folder: Path, name: str) -> Path:
 
 
 def revision_decoder(folder: Path, revision: str):
-    source = subprocess.run(
-        ["git", "show", f"{revision}:src/vast/data/decoding.py"], capture_output=True, text=True, check=True
-    )
-    file = folder / f"decoding_{revision}.py"
-    file.write_text(source.stdout)
-    spec = importlib.util.spec_from_file_location(file.stem, file)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[file.stem] = module
-    spec.loader.exec_module(module)
-    return module.PyAVDecoder
+    return revision_pyav_decoder(revision, folder)
 
 
 def kept(memory: bool, store: Path | None):

@@ -10,7 +10,6 @@ import pytest
 import torch
 from PIL import Image
 
-from vast.data import decoding
 from vast.data.decoding import (
     BROKEN_CATEGORIES,
     BrokenVideoError,
@@ -20,6 +19,8 @@ from vast.data.decoding import (
     check_videos,
     open_video,
 )
+from vast.data.decoding import container as decoding_container
+from vast.data.decoding import packets as decoding_packets
 from vast.errors import DataError
 
 
@@ -231,7 +232,7 @@ def test_cover_art_is_not_taken_for_the_video(tmp_path):
             container.mux(video.encode(frame))
         container.mux(video.encode(None))
     with av.open(str(path)) as container:
-        pictures = [decoding._is_picture(s) for s in container.streams.video]
+        pictures = [decoding_container._is_picture(s) for s in container.streams.video]
     assert sorted(pictures) == [False, True]
     with open_video(path) as decoder:
         assert decoder.num_frames == 10
@@ -291,7 +292,7 @@ def test_a_decoder_that_ignores_skip_all_on_opening_decodes_every_frame(av1_vide
     """Were libdav1d taken for a decoder that can be told per packet, opening would see it output
     keyframes while told to skip all, and stop skipping with a fresh decoder."""
     path = av1_video(".mkv", preset="12")
-    monkeypatch.setattr(decoding, "_skips_per_packet", lambda codec: True)
+    monkeypatch.setattr(decoding_packets, "_skips_per_packet", lambda codec: True)
     with PyAVDecoder(path) as video:
         assert not video._may_skip()
         assert barcodes(video.get_frames([3, 81])) == [3, 81]
@@ -301,15 +302,15 @@ def test_a_wanted_frame_lost_to_skipping_makes_the_request_decode_every_frame(av
     """Skipping is told per packet, the decoder drops others (libdav1d, with nothing to catch it
     on opening): the request is decoded again without skipping, and so are the next ones."""
     path = av1_video(".mkv", preset="12")
-    demux_index = decoding._demux_index
+    demux_index = decoding_packets._demux_index
 
     def demux_only(*args):  # as for a decoder that cannot be told: nothing decoded on opening
         with monkeypatch.context() as patch:
-            patch.setattr(decoding, "_skips_per_packet", lambda codec: False)
+            patch.setattr(decoding_packets, "_skips_per_packet", lambda codec: False)
             return demux_index(*args)
 
-    monkeypatch.setattr(decoding, "_skips_per_packet", lambda codec: True)
-    monkeypatch.setattr(decoding, "_demux_index", demux_only)
+    monkeypatch.setattr(decoding_packets, "_skips_per_packet", lambda codec: True)
+    monkeypatch.setattr(decoding_packets, "_demux_index", demux_only)
     for wanted in ([3], [81], [50, 62, 99, 5]):  # 3, 81 and 5 are not references: libdav1d drops them
         with PyAVDecoder(path) as video:
             assert video._may_skip()

@@ -17,8 +17,8 @@ import pytest
 
 from decoder_corpus import CORPUS, DAMAGED, EDIT_LIST, TOLERANCE, Corpus, CorpusUnavailable, frame_difference
 from vast.cli.main import main
-from vast.data import decoding
 from vast.data.decoding import FRAME_INDEX_CACHE, PyAVDecoder, check_video
+from vast.data.decoding import packets as decoding_packets
 
 
 class SkippingCorpus(Corpus):
@@ -211,9 +211,9 @@ def test_a_damaged_packet_is_found_on_opening(corpus):
 def test_damage_first_seen_while_decoding_renumbers_the_frames_as_ffmpeg(corpus, monkeypatch):
     """Damage that only decoding shows (the opening check passes it): once a request decodes the
     packet, the file is indexed by decoding and frames are numbered as ffmpeg's from then on."""
-    demux_index = decoding._demux_index
+    demux_index = decoding_packets._demux_index
     monkeypatch.setattr(
-        decoding, "_demux_index", lambda *args: [p._replace(damaged=False) for p in demux_index(*args)]
+        decoding_packets, "_demux_index", lambda *args: [p._replace(damaged=False) for p in demux_index(*args)]
     )
     path, reference = corpus.path(DAMAGED), corpus.reference(DAMAGED)
     monkeypatch.setenv("VAST_CACHE_DIR", "")  # no index kept from an earlier test
