@@ -212,3 +212,34 @@ def test_class_name_file_errors(tmp_path):
         read_class_names(write(tmp_path / "b.txt", "x\n\ny\n"))
     with pytest.raises(DataError, match="repeated"):
         read_class_names(write(tmp_path / "c.txt", "x\nx\n"))
+
+
+def test_a_registered_format_is_detected_and_loaded(tmp_path, monkeypatch):
+    """A new format is one AnnotationFormat class: load_annotations and fmt="auto" find it."""
+    from vast.data import annotations
+    from vast.data.annotations.base import AnnotationFormat, VideoRecord
+
+    monkeypatch.setattr(annotations, "FORMAT_REGISTRY", dict(annotations.FORMAT_REGISTRY))
+    monkeypatch.setattr(annotations.base, "FORMAT_REGISTRY", annotations.FORMAT_REGISTRY)
+
+    @annotations.register_format
+    class TabSeparated(AnnotationFormat):
+        name = "tsv"
+        priority = 45  # before kinetics and csv, after ssv2
+
+        def detect(self, path):
+            return path.suffix == ".tsv"
+
+        def load(self, path, root, split, subset):
+            rows = [line.split("\t") for line in path.read_text().splitlines()]
+            names = sorted({label for _, label in rows})
+            return [VideoRecord(root / file, names.index(label)) for file, label in rows], names
+
+    listing = tmp_path / "clips.tsv"
+    listing.write_text("a.mp4\twalk\nb.mp4\trun\n")
+    assert annotations.detect_format(listing) == "tsv"
+    loaded = annotations.load_annotations(listing)
+    assert loaded.fmt == "tsv" and loaded.class_names == ["run", "walk"]
+    assert loaded.records == [VideoRecord(tmp_path / "a.mp4", 1), VideoRecord(tmp_path / "b.mp4", 0)]
+    (tmp_path / "clips.txt").write_text("a.mp4 0\n")
+    assert annotations.detect_format(tmp_path / "clips.txt") == "list"  # the others still come after it
