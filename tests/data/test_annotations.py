@@ -215,26 +215,20 @@ def test_class_name_file_errors(tmp_path):
 
 
 def test_a_registered_format_is_detected_and_loaded(tmp_path, monkeypatch):
-    """A new format is one AnnotationFormat class: load_annotations and fmt="auto" find it."""
+    """A new format is one AnnotationFormat registered: load_annotations and fmt="auto" find it."""
     from vast.data import annotations
     from vast.data.annotations.base import AnnotationFormat, VideoRecord
 
-    monkeypatch.setattr(annotations, "FORMAT_REGISTRY", dict(annotations.FORMAT_REGISTRY))
-    monkeypatch.setattr(annotations.base, "FORMAT_REGISTRY", annotations.FORMAT_REGISTRY)
+    monkeypatch.setattr(annotations.base, "FORMAT_REGISTRY", dict(annotations.FORMAT_REGISTRY))
+    monkeypatch.setattr(annotations, "FORMAT_REGISTRY", annotations.base.FORMAT_REGISTRY)
 
-    @annotations.register_format
-    class TabSeparated(AnnotationFormat):
-        name = "tsv"
-        priority = 45  # before kinetics and csv, after ssv2
+    def load_tsv(path, root):
+        rows = [line.split("\t") for line in path.read_text().splitlines()]
+        names = sorted({label for _, label in rows})
+        return [VideoRecord(root / file, names.index(label)) for file, label in rows], names
 
-        def detect(self, path):
-            return path.suffix == ".tsv"
-
-        def load(self, path, root, split, subset):
-            rows = [line.split("\t") for line in path.read_text().splitlines()]
-            names = sorted({label for _, label in rows})
-            return [VideoRecord(root / file, names.index(label)) for file, label in rows], names
-
+    # priority 45: after ssv2, before kinetics and csv
+    annotations.register_format(AnnotationFormat("tsv", lambda path: path.suffix == ".tsv", load_tsv, priority=45))
     listing = tmp_path / "clips.tsv"
     listing.write_text("a.mp4\twalk\nb.mp4\trun\n")
     assert annotations.detect_format(listing) == "tsv"

@@ -37,9 +37,9 @@ Paths are resolved against ``root`` (default: the annotation file's folder; ``uc
 Files are not opened here; a missing video is reported when it is read (see ``vast data check``).
 A UTF-8 byte-order mark and CRLF line ends are accepted in every text format.
 
-Each format is an :class:`~vast.data.annotations.base.AnnotationFormat` (its ``detect`` and ``load``) in
+Each format is an :class:`~vast.data.annotations.base.AnnotationFormat` (its ``detect`` and ``load``) from
 a module of its own (``lists``, ``folders``, ``kinetics``, ``ssv2``, ``splits``), registered with
-:func:`~vast.data.annotations.base.register_format`; a new format is one such class.
+:func:`~vast.data.annotations.base.register_format`; a new format is one more registration.
 """
 
 from __future__ import annotations
@@ -105,7 +105,7 @@ def load_annotations(
     if reader.official_splits:
         records, class_names = reader.load(path, _split_root(path, reader, root, split, subset), split, subset)
     else:
-        records, class_names = reader.load(path, _plain_root(path, reader, root, split), None, subset)
+        records, class_names = reader.load(path, _plain_root(path, reader, root, split))
     if not records:
         raise DataError(f"{path}: no videos listed; check that this is the right file")
     return Annotations(records, class_names, source=path, fmt=fmt)

@@ -6,11 +6,9 @@ from __future__ import annotations
 import csv
 import json
 import os
-from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import ClassVar
 
 from vast.errors import DataError
 
@@ -47,35 +45,29 @@ class Annotations:
         return self.records[index]
 
 
-class AnnotationFormat(ABC):
-    """One annotation format: whether a path is in it (``detect``, for ``fmt="auto"``) and how to read
-    it (``load``: the records and every class name). Registered with :func:`register_format`."""
+@dataclass(frozen=True)
+class AnnotationFormat:
+    """One annotation format: ``detect(path)``, whether a file or folder is in it (``fmt="auto"``; it may
+    raise for a file plainly meant to be, such as a CSV whose header fits no CSV format), and ``load``,
+    its records (paths resolved against ``root``) and every class name: ``load(path, root)``, or
+    ``load(path, root, split, subset)`` for a data set published with official splits."""
 
-    name: ClassVar[str]
-    priority: ClassVar[int] = 50  # fmt="auto" asks the formats in this order, lowest first
-    official_splits: ClassVar[bool] = False  # published with train/test splits: takes split and subset
-    video_folder: ClassVar[str] = ""  # official-split formats: what ``root`` must be (their videos)
-
-    @abstractmethod
-    def detect(self, path: Path) -> bool:
-        """Whether ``path`` (a file or a folder) is in this format; may raise for a file that is
-        plainly meant to be (a CSV whose header fits no CSV format)."""
-
-    @abstractmethod
-    def load(
-        self, path: Path, root: Path, split: int | None, subset: str | None
-    ) -> tuple[list[VideoRecord], list[str]]:
-        """The records (paths resolved against ``root``) and the class names of ``path``."""
+    name: str
+    detect: Callable[[Path], bool]
+    load: Callable[..., tuple[list[VideoRecord], list[str]]]
+    priority: int = 50  # fmt="auto" asks the formats in this order, lowest first
+    official_splits: bool = False  # takes split and subset, and needs root: the folder of its videos
+    video_folder: str = ""  # what that root is, for the error that asks for it
 
 
 # name -> format; ``fmt="auto"`` takes the first, by ``priority``, whose ``detect`` says yes.
 FORMAT_REGISTRY: dict[str, AnnotationFormat] = {}
 
 
-def register_format(cls: type[AnnotationFormat]) -> type[AnnotationFormat]:
-    """Register an :class:`AnnotationFormat` under its ``name``."""
-    FORMAT_REGISTRY[cls.name] = cls()
-    return cls
+def register_format(fmt: AnnotationFormat) -> AnnotationFormat:
+    """Register ``fmt`` under its ``name`` (a format of the same name is replaced)."""
+    FORMAT_REGISTRY[fmt.name] = fmt
+    return fmt
 
 
 def read_class_names(path: str | os.PathLike) -> list[str]:

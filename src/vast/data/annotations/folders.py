@@ -51,17 +51,8 @@ def _check_one_media_kind(root: Path, images: list[Path], videos: list[Path], ig
         )
 
 
-@register_format
-class FolderFormat(AnnotationFormat):
-    """A folder of class folders (sorted names -> indices), ImageNet's layout included."""
+def _is_folder(path: Path) -> bool:
+    return path.is_dir()
 
-    name = "folder"
-    priority = 30
 
-    def detect(self, path: Path) -> bool:
-        return path.is_dir()
-
-    def load(
-        self, path: Path, root: Path, split: int | None, subset: str | None
-    ) -> tuple[list[VideoRecord], list[str]]:
-        return _load_folder(path, root)
+register_format(AnnotationFormat("folder", _is_folder, _load_folder, priority=30))

@@ -39,20 +39,11 @@ def _parse_seconds(path: Path, number: int, text: str) -> int:
         ) from None
 
 
-@register_format
-class KineticsFormat(AnnotationFormat):
-    """A row's video is ``{youtube_id}_{time_start:06d}_{time_end:06d}.mp4``; classes sorted by name."""
+def _is_kinetics_csv(path: Path) -> bool:
+    if path.is_dir() or path.suffix.lower() != ".csv":
+        return False
+    header = [name.strip().lower() for name in _read_csv_header(path)]
+    return tuple(header[:5]) == KINETICS_HEADER or "youtube_id" in header
 
-    name = "kinetics"
-    priority = 50
 
-    def detect(self, path: Path) -> bool:
-        if path.is_dir() or path.suffix.lower() != ".csv":
-            return False
-        header = [name.strip().lower() for name in _read_csv_header(path)]
-        return tuple(header[:5]) == KINETICS_HEADER or "youtube_id" in header
-
-    def load(
-        self, path: Path, root: Path, split: int | None, subset: str | None
-    ) -> tuple[list[VideoRecord], list[str]]:
-        return _load_kinetics(path, root)
+register_format(AnnotationFormat("kinetics", _is_kinetics_csv, _load_kinetics, priority=50))

@@ -53,41 +53,21 @@ def _load_csv(path: Path, root: Path) -> tuple[list[VideoRecord], list[str]]:
     return records, class_names
 
 
-@register_format
-class CsvFormat(AnnotationFormat):
-    """``path,label`` CSV; the label a class index or a class name."""
-
-    name = "csv"
-    priority = 60
-
-    def detect(self, path: Path) -> bool:
-        if path.is_dir() or path.suffix.lower() != ".csv":
-            return False
-        header = [name.strip().lower() for name in _read_csv_header(path)]
-        if "path" in header and "label" in header:
-            return True
-        raise DataError(
-            f"{path} line 1: CSV header {','.join(header)!r} is neither 'path,label' nor the Kinetics "
-            f"header {','.join(KINETICS_HEADER)!r}; fix the header or pass fmt"
-        )
-
-    def load(
-        self, path: Path, root: Path, split: int | None, subset: str | None
-    ) -> tuple[list[VideoRecord], list[str]]:
-        return _load_csv(path, root)
+def _is_path_label_csv(path: Path) -> bool:
+    if path.is_dir() or path.suffix.lower() != ".csv":
+        return False
+    header = [name.strip().lower() for name in _read_csv_header(path)]
+    if "path" in header and "label" in header:
+        return True
+    raise DataError(  # a .csv neither Kinetics (asked before) nor path,label: a broken header, not a list
+        f"{path} line 1: CSV header {','.join(header)!r} is neither 'path,label' nor the Kinetics "
+        f"header {','.join(KINETICS_HEADER)!r}; fix the header or pass fmt"
+    )
 
 
-@register_format
-class ListFormat(AnnotationFormat):
-    """``relative/path.mp4 label_index`` per line: any file no other format claims."""
+def _is_file(path: Path) -> bool:
+    return not path.is_dir()
 
-    name = "list"
-    priority = 100  # the fallback: any file
 
-    def detect(self, path: Path) -> bool:
-        return not path.is_dir()
-
-    def load(
-        self, path: Path, root: Path, split: int | None, subset: str | None
-    ) -> tuple[list[VideoRecord], list[str]]:
-        return _load_list(path, root)
+register_format(AnnotationFormat("csv", _is_path_label_csv, _load_csv, priority=60))
+register_format(AnnotationFormat("list", _is_file, _load_list, priority=100))  # the fallback: any file

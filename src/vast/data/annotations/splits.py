@@ -171,41 +171,19 @@ def _hmdb51_split_files(folder: Path, split: int) -> dict[str, Path]:
     return files
 
 
-@register_format
-class HMDB51Format(AnnotationFormat):
-    """``testTrainMulti_7030_splits``: ``<class>_test_split<N>.txt`` per class and split."""
+def _is_hmdb51_split_folder(path: Path) -> bool:
+    names = _no_subfolders(path)
+    return names is not None and any(_HMDB51_SPLIT_FILE.fullmatch(name) for name in names)
 
-    name = "hmdb51"
-    priority = 10
-    official_splits = True
-    video_folder = "the folder of the class folders"
 
-    def detect(self, path: Path) -> bool:
+def _is_ucf101_list(path: Path) -> bool:
+    if path.is_dir():
         names = _no_subfolders(path)
-        return names is not None and any(_HMDB51_SPLIT_FILE.fullmatch(name) for name in names)
-
-    def load(
-        self, path: Path, root: Path, split: int | None, subset: str | None
-    ) -> tuple[list[VideoRecord], list[str]]:
-        return _load_hmdb51(path, root, split, subset)
+        return names is not None and UCF101_CLASS_INDEX in names
+    return bool(_UCF101_LIST.fullmatch(path.name)) and (path.parent / UCF101_CLASS_INDEX).is_file()
 
 
-@register_format
-class UCF101Format(AnnotationFormat):
-    """``ucfTrainTestlist``: ``trainlist0N.txt`` / ``testlist0N.txt`` with ``classInd.txt`` beside them."""
-
-    name = "ucf101"
-    priority = 20
-    official_splits = True
-    video_folder = "UCF-101"
-
-    def detect(self, path: Path) -> bool:
-        if path.is_dir():
-            names = _no_subfolders(path)
-            return names is not None and UCF101_CLASS_INDEX in names
-        return bool(_UCF101_LIST.fullmatch(path.name)) and (path.parent / UCF101_CLASS_INDEX).is_file()
-
-    def load(
-        self, path: Path, root: Path, split: int | None, subset: str | None
-    ) -> tuple[list[VideoRecord], list[str]]:
-        return _load_ucf101(path, root, split, subset)
+register_format(AnnotationFormat("hmdb51", _is_hmdb51_split_folder, _load_hmdb51, priority=10, official_splits=True,
+                                 video_folder="the folder of the class folders"))  # fmt: skip
+register_format(AnnotationFormat("ucf101", _is_ucf101_list, _load_ucf101, priority=20, official_splits=True,
+                                 video_folder="UCF-101"))  # fmt: skip

@@ -39,17 +39,8 @@ def _load_ssv2(path: Path, root: Path) -> tuple[list[VideoRecord], list[str]]:
     return records, class_names
 
 
-@register_format
-class Ssv2Format(AnnotationFormat):
-    """The class of an entry is its ``template`` without brackets; videos are ``{id}.webm``."""
+def _is_json(path: Path) -> bool:
+    return not path.is_dir() and path.suffix.lower() == ".json"
 
-    name = "ssv2"
-    priority = 40
 
-    def detect(self, path: Path) -> bool:
-        return not path.is_dir() and path.suffix.lower() == ".json"
-
-    def load(
-        self, path: Path, root: Path, split: int | None, subset: str | None
-    ) -> tuple[list[VideoRecord], list[str]]:
-        return _load_ssv2(path, root)
+register_format(AnnotationFormat("ssv2", _is_json, _load_ssv2, priority=40))
