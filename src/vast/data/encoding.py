@@ -1,10 +1,13 @@
-"""Writing videos with PyAV: the demo data set, benchmarks and test fixtures use it."""
+"""Writing videos with PyAV, and the files of a generated data set: the demo and study sets, benchmarks and
+test fixtures use it."""
 
 from __future__ import annotations
 
+import json
 import multiprocessing
 import os
 from collections.abc import Callable, Iterable, Sequence
+from pathlib import Path
 from typing import Any
 
 import av
@@ -91,3 +94,29 @@ def run_writers(
                     bar.update()
     finally:
         bar.close()
+
+
+def numbered_video(split: str, index: int) -> str:
+    """Where a generated set keeps video ``index`` of ``split``, relative to its folder: ``train/00042.mp4``."""
+    return f"{split}/{index:05d}.mp4"
+
+
+def write_set_files(
+    root: Path, name: str, class_names: Sequence[str], seed: int, counts: dict[str, int], num_frames: int,
+    frame_size: int, fps: int, **extra: Any,
+) -> dict[str, Path]:  # fmt: skip
+    """The files of a generated set beside its videos: a list annotation per split (video ``i`` is of class
+    ``i mod len(class_names)``), ``classes.txt`` and ``<name>.json`` (its settings, then ``extra``). The
+    lists' paths, by split."""
+    from vast.data.annotations import write_class_names
+
+    lists = {}
+    for split, count in counts.items():
+        lists[split] = root / f"{split}.txt"
+        lines = [f"{numbered_video(split, i)} {i % len(class_names)}\n" for i in range(count)]
+        lists[split].write_text("".join(lines), encoding="utf-8")
+    write_class_names(root / "classes.txt", class_names)
+    settings = {"name": name, "seed": seed, **{f"num_{split}": count for split, count in counts.items()},
+                "num_frames": num_frames, "frame_size": frame_size, "fps": fps, "class_names": list(class_names)}
+    (root / f"{name}.json").write_text(json.dumps({**settings, **extra}, indent=2) + "\n", encoding="utf-8")
+    return lists

@@ -26,7 +26,6 @@ permutation). Video ``i`` of a split is drawn from its own generator, seeded by
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 import os
@@ -38,8 +37,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from vast.data.annotations import write_class_names
-from vast.data.encoding import run_writers, write_video
+from vast.data.encoding import numbered_video, run_writers, write_set_files, write_video
 from vast.errors import DataError
 
 logger = logging.getLogger(__name__)
@@ -288,39 +286,17 @@ def make_moving_digits(
     for split, count in (("train", num_train), ("val", num_val)):
         for index in range(count):
             label, scan = video_spec(pools[split], split, index, seed)
-            jobs.append((str(root / _relative(split, index)), digits[scan], label, split, index, seed))
+            jobs.append((str(root / numbered_video(split, index)), digits[scan], label, split, index, seed))
     run_writers(_write_one, jobs, workers, "make-demo", progress)
-    lists = {}
-    for split, count in (("train", num_train), ("val", num_val)):
-        lines = [f"{_relative(split, i)} {i % len(CLASS_NAMES)}\n" for i in range(count)]
-        lists[split] = root / f"{split}.txt"
-        lists[split].write_text("".join(lines), encoding="utf-8")
-    write_class_names(root / "classes.txt", CLASS_NAMES)
-    _write_meta(root / "moving_digits.json", seed, num_train, num_val, pools)
+    lists = write_set_files(
+        root, "moving_digits", CLASS_NAMES, seed, {"train": num_train, "val": num_val}, NUM_FRAMES, FRAME_SIZE, FPS,
+        time_reversal_pairs=[list(p) for p in TIME_REVERSAL_PAIRS],
+        flip_label_pairs=[list(p) for p in FLIP_LABEL_PAIRS],
+        digit_scans={split: len(indices) for split, indices in pools.items()},
+    )  # fmt: skip
     seconds = time.perf_counter() - started
     logger.debug("wrote %d + %d Moving-Digits videos to %s in %.1f s", num_train, num_val, root, seconds)
     return DemoDataset(root, lists["train"], lists["val"], root / "classes.txt", num_train, num_val, seconds)
-
-
-def _relative(split: str, index: int) -> str:
-    return f"{split}/{index:05d}.mp4"
-
-
-def _write_meta(path: Path, seed: int, num_train: int, num_val: int, pools: dict[str, np.ndarray]) -> None:
-    meta = {
-        "name": "moving_digits",
-        "seed": seed,
-        "num_train": num_train,
-        "num_val": num_val,
-        "num_frames": NUM_FRAMES,
-        "frame_size": FRAME_SIZE,
-        "fps": FPS,
-        "class_names": list(CLASS_NAMES),
-        "time_reversal_pairs": [list(p) for p in TIME_REVERSAL_PAIRS],
-        "flip_label_pairs": [list(p) for p in FLIP_LABEL_PAIRS],
-        "digit_scans": {split: len(indices) for split, indices in pools.items()},
-    }
-    path.write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
 
 
 def _write_one(job: tuple[str, np.ndarray, int, str, int, int]) -> None:

@@ -32,7 +32,6 @@ gives the same files whatever the number of workers.
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import time
@@ -43,8 +42,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from vast.data.annotations import write_class_names
-from vast.data.encoding import run_writers, write_video
+from vast.data.encoding import numbered_video, run_writers, write_set_files, write_video
 from vast.errors import DataError
 
 logger = logging.getLogger(__name__)
@@ -398,17 +396,15 @@ def make_study_set(
     for split in _SPLITS:
         (root / split).mkdir(parents=True, exist_ok=True)
     jobs = [
-        (str(root / _relative(split, i)), i % len(CLASS_NAMES), split, i, seed)
+        (str(root / numbered_video(split, i)), i % len(CLASS_NAMES), split, i, seed)
         for split, count in (("train", num_train), ("val", num_val))
         for i in range(count)
     ]
     run_writers(_write_one, jobs, max(1, workers or os.cpu_count() or 1), "make-study", progress, chunksize=32)
-    lists = {}
-    for split, count in (("train", num_train), ("val", num_val)):
-        lists[split] = root / f"{split}.txt"
-        lists[split].write_text("".join(f"{_relative(split, i)} {i % len(CLASS_NAMES)}\n" for i in range(count)))
-    write_class_names(root / "classes.txt", CLASS_NAMES)
-    _write_meta(root / "study_set.json", seed, num_train, num_val)
+    lists = write_set_files(
+        root, "study_set", CLASS_NAMES, seed, {"train": num_train, "val": num_val}, NUM_FRAMES, FRAME_SIZE, FPS,
+        time_reversal_pairs=[list(p) for p in REVERSAL_PAIRS], half_swap_pairs=[list(p) for p in HALF_SWAP_PAIRS],
+    )  # fmt: skip
     logger.debug("wrote %d + %d study videos to %s in %.1f s", num_train, num_val, root, time.perf_counter() - started)
     return lists["train"], lists["val"]
 
@@ -422,26 +418,6 @@ def _check_arguments(root: str | os.PathLike, num_train: int, num_val: int, seed
         raise DataError(f"workers must be >= 1 (or None: one per core), got {workers}")
     if Path(root).exists() and not Path(root).is_dir():
         raise DataError(f"{root} exists and is not a folder; choose another output folder")
-
-
-def _relative(split: str, index: int) -> str:
-    return f"{split}/{index:05d}.mp4"
-
-
-def _write_meta(path: Path, seed: int, num_train: int, num_val: int) -> None:
-    meta = {
-        "name": "study_set",
-        "seed": seed,
-        "num_train": num_train,
-        "num_val": num_val,
-        "num_frames": NUM_FRAMES,
-        "frame_size": FRAME_SIZE,
-        "fps": FPS,
-        "class_names": list(CLASS_NAMES),
-        "time_reversal_pairs": [list(p) for p in REVERSAL_PAIRS],
-        "half_swap_pairs": [list(p) for p in HALF_SWAP_PAIRS],
-    }
-    path.write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
 
 
 def _write_one(job: tuple[str, int, str, int, int]) -> None:

@@ -31,23 +31,17 @@ def _chance(summary: list[dict[str, Any]]) -> float | None:
     return 100.0 / classes.pop() if len(classes) == 1 and None not in classes else None
 
 
-def plot_top1_against(summary: list[dict[str, Any]], x_key: str, x_label: str, path: Path) -> Path | None:
-    """Top-1 against ``x_key`` (``gmacs`` or ``train_memory_mb``) for the attention comparison."""
-    families = _families(summary)
-    if not families:
-        return None
-    from matplotlib.figure import Figure
+def _log_x(ax: Any, ticks: list[float], labels: list[str]) -> None:
+    """A log x axis labelled at ``ticks`` only."""
     from matplotlib.ticker import NullFormatter
 
-    fig = Figure(figsize=(8, 5.5))
-    ax = fig.subplots()
-    for (label, rows), colour in zip(families.items(), COLOURS * 4):
-        xs, ys, errs = [r[x_key] for r in rows], [r["top1"] for r in rows], [r["top1_std"] for r in rows]
-        ax.errorbar(xs, ys, yerr=errs, color=colour, marker="o", capsize=4, label=label, linewidth=2)
     ax.set_xscale("log")
-    ticks = [r[x_key] for r in next(iter(families.values()))]  # the first family's compute points
-    ax.set_xticks(ticks, [f"{t:.3g}" for t in ticks])  # 0.0417, not 4 x 10^-2
+    ax.set_xticks(ticks, labels)
     ax.xaxis.set_minor_formatter(NullFormatter())
+
+
+def _finish(fig: Any, ax: Any, summary: list[dict[str, Any]], x_label: str, path: Path) -> Path:
+    """The chance line, the axis labels, grid and legend of a top-1 figure; saved to ``path``."""
     chance = _chance(summary)
     if chance is not None:
         ax.axhline(chance, color="grey", linestyle=":", linewidth=1, label=f"chance ({chance:.1f} %)")
@@ -58,6 +52,23 @@ def plot_top1_against(summary: list[dict[str, Any]], x_key: str, x_label: str, p
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     return path
+
+
+def plot_top1_against(summary: list[dict[str, Any]], x_key: str, x_label: str, path: Path) -> Path | None:
+    """Top-1 against ``x_key`` (``gmacs`` or ``train_memory_mb``) for the attention comparison."""
+    families = _families(summary)
+    if not families:
+        return None
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(8, 5.5))
+    ax = fig.subplots()
+    for (label, rows), colour in zip(families.items(), COLOURS * 4):
+        xs, ys, errs = [r[x_key] for r in rows], [r["top1"] for r in rows], [r["top1_std"] for r in rows]
+        ax.errorbar(xs, ys, yerr=errs, color=colour, marker="o", capsize=4, label=label, linewidth=2)
+    ticks = [r[x_key] for r in next(iter(families.values()))]  # the first family's compute points
+    _log_x(ax, ticks, [f"{t:.3g}" for t in ticks])  # 0.0417, not 4 x 10^-2
+    return _finish(fig, ax, summary, x_label, path)
 
 
 def plot_ablations(summary: list[dict[str, Any]], path: Path) -> Path | None:
@@ -99,7 +110,6 @@ def plot_convergence(summary: list[dict[str, Any]], path: Path) -> Path | None:
     if not lines:
         return None
     from matplotlib.figure import Figure
-    from matplotlib.ticker import NullFormatter
 
     fig = Figure(figsize=(8, 5.5))
     ax = fig.subplots()
@@ -110,20 +120,9 @@ def plot_convergence(summary: list[dict[str, Any]], path: Path) -> Path | None:
         high = [r["top1"] + r["top1_std"] for r in rows]
         ax.plot(xs, ys, color=colour, marker="o", linewidth=2, label=label)
         ax.fill_between(xs, low, high, color=colour, alpha=0.15, linewidth=0)
-    ax.set_xscale("log")  # 200, 600, 1200, 2400 steps: the short schedules not crowded together
     ticks = sorted({round(r["steps"]) for rows in lines.values() for r in rows})
-    ax.set_xticks(ticks, [str(t) for t in ticks])
-    ax.xaxis.set_minor_formatter(NullFormatter())
-    chance = _chance(summary)
-    if chance is not None:
-        ax.axhline(chance, color="grey", linestyle=":", linewidth=1, label=f"chance ({chance:.1f} %)")
-    ax.set_xlabel("optimiser steps (each point a whole training with its own schedule)")
-    ax.set_ylabel("top-1 % (single clip, mean ± std over seeds)")
-    ax.grid(True, alpha=0.3)
-    ax.legend()
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    return path
+    _log_x(ax, ticks, [str(t) for t in ticks])  # 200, 600, 1200, 2400 steps: short schedules not crowded
+    return _finish(fig, ax, summary, "optimiser steps (each point a whole training with its own schedule)", path)
 
 
 def write_plots(summary: list[dict[str, Any]], out_dir: Path) -> list[Path]:
