@@ -14,7 +14,8 @@ import vast
 from vast.engine.config import load_config
 from vast.engine.train import train
 from vast.errors import ConfigError, InputShapeError
-from vast.models.peers import STUDY_PEERS, WindowAttention3d, options_for_gmacs, temporal_shift
+from vast.models.peer_sizing import options_for_gmacs
+from vast.models.peers import STUDY_PEERS, WindowAttention3d, temporal_shift
 
 CLIP = (2, 3, 4, 32, 32)
 SMALL = {  # small options for fast tests on CLIP-sized inputs

@@ -34,7 +34,7 @@ annotations as they are (its ``data`` may name other, smaller ``train`` and ``va
 ``num_train`` / ``num_val``, which size only a generated set), its seeds and overrides apply as usual.
 
 ``match_gmacs`` sizes a peer so that its multiply-adds at the study input lie within 15 % of the
-named model's times ``factor`` (:func:`vast.models.peers.options_for_gmacs`); its options are then
+named model's times ``factor`` (:func:`vast.models.peer_sizing.options_for_gmacs`); its options are then
 fixed in the run's record, so every record rebuilds its model with ``vast.create_model``.
 
 A run entry's ``overrides`` are ``--set`` values for that run only, applied after the plan's (and

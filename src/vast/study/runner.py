@@ -89,7 +89,7 @@ def resolve_options(spec: RunSpec, shape: tuple[int, ...]) -> tuple[dict[str, An
     reference = spec.match_gmacs
     target = meta_flops(reference["model"], shape, **dict(reference.get("options") or {}))[0]
     target *= float(reference.get("factor", 1.0))
-    from vast.models.peers import options_for_gmacs
+    from vast.models.peer_sizing import options_for_gmacs
 
     sized = options_for_gmacs(spec.model, target, shape, tolerance=GMACS_TOLERANCE)
     return {**spec.options, **sized}, target
