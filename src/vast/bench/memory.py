@@ -16,6 +16,7 @@ from torch import nn
 from vast.bench.specs import ModelSpec, build_model, make_input
 from vast.bench.timing import inference_runner
 from vast.deploy import packed_bytes
+from vast.engine.runtime import apply_training_options
 
 MB = 2**20
 
@@ -104,8 +105,7 @@ def training_peak(spec: ModelSpec, device: torch.device, dtype: torch.dtype, cha
     trains with ``set_memory_lean(True)``, as every shipped recipe does (``train.memory_lean``).
     """
     model = build_model(spec, device, torch.float32, channels_last).train()
-    if hasattr(model, "set_memory_lean"):
-        model.set_memory_lean(True)
+    apply_training_options(model, spec.name, memory_lean=True)  # a peer without it trains plainly
     x = make_input(spec, device, torch.float32, channels_last=channels_last)
     target = torch.zeros(x.shape[0], dtype=torch.long, device=device)
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4)
