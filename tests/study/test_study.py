@@ -8,6 +8,7 @@ import torch
 import yaml
 
 import vast
+from vast.bench.machine import machine_info
 from vast.cli.main import main
 from vast.engine.checkpoint import load_checkpoint
 from vast.errors import ConfigError
@@ -83,6 +84,7 @@ def test_a_tiny_study_runs_records_resumes_and_reports(tiny_plan, tmp_path, monk
         assert record["gmacs"] == pytest.approx(fvcore_gmacs(model, (1, 3, 4, 32, 32)), rel=1e-6)
         assert 0.0 <= record["top1"] <= record["top5"] <= 100.0
         assert record["train_seconds"] > 0 and record["latency_ms"] > 0 and record["train_memory_mb"] > 1
+        assert record["cpu"] == machine_info(torch.device("cpu"))["cpu"]
     # Resumed: nothing is trained again; a lost record is trained again, alone.
     calls = []
     monkeypatch.setattr(study_runner, "run_one", lambda *a, **k: calls.append(a[1].key) or records[0])
@@ -110,6 +112,10 @@ def test_summary_report_and_plots_from_hand_made_records(tiny_plan, tmp_path):
     text = report.read_text()
     assert "## affine" in text and "## norm" in text and "+10.5: held" in text and "test cpu" in text
     assert (tmp_path / "ablations.png").read_bytes()[:4] == b"\x89PNG"
+    # A study resumed on another machine names both; records from before runs named theirs take the study's.
+    records[0]["cpu"] = "other cpu"
+    text = finish(plan, tmp_path, records, {"cpu": "test cpu", "torch": "x"}).read_text()
+    assert "several machines (times compare only within one): other cpu; test cpu" in text
 
 
 @pytest.mark.parametrize(

@@ -166,6 +166,14 @@ def _table(rows: list[dict[str, Any]]) -> str:
     return convergence_table(rows) if rows[0]["claim"] == "convergence" else group_table(rows)
 
 
+def _machines(records: list[dict[str, Any]], machine: dict[str, Any]) -> str:
+    """The CPUs the runs trained on (records before runs named theirs count as ``machine``'s)."""
+    cpus = sorted({record.get("cpu", machine.get("cpu", "?")) for record in records} or {machine.get("cpu", "?")})
+    if len(cpus) == 1:
+        return cpus[0]
+    return "runs on several machines (times compare only within one): " + "; ".join(cpus)
+
+
 def write_report(
     plan: StudyPlan, records: list[dict[str, Any]], out_dir: Path, machine: dict[str, Any], figures: list[Path]
 ) -> Path:
@@ -177,7 +185,7 @@ def write_report(
         "",
         f"Recipe `{plan.recipe}` for every run; data {plan.data}; seeds {plan.seeds}; input "
         f"{tuple(first.get('input_shape', ()))}; top-1 is single-clip validation accuracy. Machine: "
-        f"{machine.get('cpu', '?')}, torch {machine.get('torch', '?')}. Latency: batch 1, eager, as "
+        f"{_machines(records, machine)}, torch {machine.get('torch', '?')}. Latency: batch 1, eager, as "
         "trained. Training memory: peak tensor bytes of one training step on one clip.",
         "",
         f"A configuration's verdict compares it with the first of its group: `held` when the first is "

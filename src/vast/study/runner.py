@@ -18,6 +18,7 @@ from typing import Any
 
 import torch
 
+from vast.bench.machine import machine_info
 from vast.engine.config import RunConfig, load_config
 from vast.engine.evaluate import evaluate, load_run
 from vast.engine.train import TrainResult, train
@@ -171,6 +172,7 @@ def run_one(plan: StudyPlan, spec: RunSpec, data: tuple[Path, Path], run_dir: Pa
         "latency_ms": latency_ms(run.model, shape),
         "train_memory_mb": training_memory_mb(spec.model, options, shape),
         "run_dir": str(run_dir),
+        "cpu": machine_info(torch.device("cpu"))["cpu"],  # a study resumed elsewhere names each run's machine
     }
 
 
@@ -187,8 +189,6 @@ def read_records(out_dir: Path) -> list[dict[str, Any]]:
 def write_records(out_dir: Path, plan: StudyPlan, records: list[dict[str, Any]]) -> Path:
     """``study.json``, replaced atomically: a study killed mid-write keeps its previous records."""
     path = out_dir / RECORDS
-    from vast.bench.machine import machine_info
-
     machine = machine_info(torch.device("cpu"))
     tmp = path.with_suffix(".json.tmp")
     tmp.write_text(json.dumps({"plan": plan.name, "machine": machine, "records": records}, indent=1))
