@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import os
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from vast.data.annotations import FORMATS, SPLITS, SUBSETS, load_annotations
@@ -61,9 +62,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="annotation file (list, CSV, Kinetics CSV, SSv2 JSON, UCF101 list), class folder, or official "
         "split folder (ucfTrainTestlist, testTrainMulti_7030_splits)",
     )
-    check.add_argument(
-        "--root", type=Path, default=None, help="video folder (default: the annotation file's)"
-    )
+    check.add_argument("--root", type=Path, default=None, help="video folder (default: the annotation file's)")
     check.add_argument(
         "--format",
         dest="fmt",
@@ -77,9 +76,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     check.add_argument(
         "--subset", choices=SUBSETS, default="test", help="ucf101 / hmdb51: the split's train or test videos (test)"
     )
-    check.add_argument(
-        "--workers", type=_positive, default=None, metavar="N", help="processes (one per core)"
-    )
+    check.add_argument("--workers", type=_positive, default=None, metavar="N", help="processes (one per core)")
     check.add_argument(
         "--index",
         action="store_true",
@@ -96,8 +93,7 @@ def run_make_demo(args: argparse.Namespace) -> int:
         args.dir, num_train=args.num_train, num_val=args.num_val, seed=args.seed, workers=args.workers
     )
     print(
-        f"wrote {made.num_train} training and {made.num_val} validation videos to {made.root} "
-        f"in {made.seconds:.1f} s"
+        f"wrote {made.num_train} training and {made.num_val} validation videos to {made.root} in {made.seconds:.1f} s"
     )
     print(f"  annotations: {made.train}, {made.val}")
     print(f"  class names: {made.class_names_file}")
@@ -121,9 +117,7 @@ def run_check(args: argparse.Namespace) -> int:
 
     if args.root is not None and not args.root.is_dir():
         raise DataError(f"--root {args.root} is not a folder; pass the folder that holds the videos")
-    annotations = load_annotations(
-        args.annotations, root=args.root, fmt=args.fmt, split=args.split, subset=args.subset
-    )
+    annotations = load_annotations(args.annotations, root=args.root, fmt=args.fmt, split=args.split, subset=args.subset)
     paths = [record.path for record in annotations.records]
     started = time.perf_counter()
     workers = args.workers or os.cpu_count() or 1
@@ -169,21 +163,20 @@ def _shown(path: str, root: Path) -> str:
         return path
 
 
-def _positive(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a number >= 1, got {value}")
-    return value
+def _whole_number(minimum: int) -> Callable[[str], int]:
+    """An argparse type: a whole number ``>= minimum``, else a one-line usage error."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"expected a number >= {minimum}, got {value}")
+        return value
+
+    return parse
 
 
-def _non_negative(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"expected a number >= 0, got {value}")
-    return value
+_positive = _whole_number(1)
+_non_negative = _whole_number(0)

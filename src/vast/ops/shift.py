@@ -39,8 +39,9 @@ with loops over tokens and channels, and :func:`shift_tokens_reference` writes t
 table above out a second time, on purpose independently of :func:`shift_plan`, as its check.
 """
 
+import inspect
 from collections.abc import Sequence
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import torch
 import torch.nn.functional as F
@@ -239,21 +240,19 @@ def plan_reference(x: torch.Tensor, plan: Sequence[tuple[int, int, int, int]]) -
     return _loop_shift(x, source)
 
 
-def shift_tokens_reference(
-    x: torch.Tensor,
-    spatial_fraction: float = 1 / 3,
-    temporal_fraction: float = 1 / 4,
-    temporal: bool = True,
-    causal: bool = False,
-    temporal_offset: int = 1,
-) -> torch.Tensor:
+def shift_tokens_reference(x: torch.Tensor, **options: Any) -> torch.Tensor:
     """Slow, obviously correct shift of the default layout with explicit loops over tokens and channels,
-    its groups written out from the module docstring's table, not from :func:`shift_plan` (for tests)."""
+    its groups written out from the module docstring's table, not from :func:`shift_plan` (for tests).
+    ``options`` are :func:`shift_tokens`'s keyword arguments, with its defaults."""
+    bound = inspect.signature(shift_tokens).bind(x, **options)  # a misspelt option is a TypeError here too
+    bound.apply_defaults()
+    layout = bound.arguments
     channels = x.shape[-1]
-    groups = shift_group_sizes(channels, spatial_fraction, temporal_fraction if temporal else 0.0)
-    g, k, d = groups.spatial, groups.temporal, temporal_offset
+    temporal_fraction = layout["temporal_fraction"] if layout["temporal"] else 0.0
+    groups = shift_group_sizes(channels, layout["spatial_fraction"], temporal_fraction)
+    g, k, d = groups.spatial, groups.temporal, layout["temporal_offset"]
     source = [(0, 0, -1)] * g + [(0, 0, 1)] * g + [(0, -1, 0)] * g + [(0, 1, 0)] * g
-    source += [(-d, 0, 0)] * k + [(0, 0, 0) if causal else (d, 0, 0)] * k
+    source += [(-d, 0, 0)] * k + [(0, 0, 0) if layout["causal"] else (d, 0, 0)] * k
     source += [(0, 0, 0)] * (channels - len(source))
     return _loop_shift(x, source)
 
