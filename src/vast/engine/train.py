@@ -25,9 +25,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
-from timm.utils import ModelEmaV3
+from timm.utils import ModelEmaV3, random_seed
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
@@ -109,7 +108,7 @@ class Trainer:
             if restart:
                 move_earlier_run_aside(self.output_dir)
         barrier()
-        _seed(config.train.seed + self.dist.rank)
+        random_seed(config.train.seed, self.dist.rank)  # timm: Python, NumPy and torch, seed + rank
         self._build_data()
         self.model = self._build_model()
         self._build_optimisation()
@@ -490,14 +489,6 @@ class Trainer:
             tqdm.write(f"test of the final model, {result.views} views: top-1 {result.top1:.2f} %, "
                        f"top-5 {result.top5:.2f} %")  # fmt: skip
         return result
-
-
-def _seed(seed: int) -> None:
-    import random
-
-    random.seed(seed)
-    np.random.seed(seed % 2**32)
-    torch.manual_seed(seed)
 
 
 def train(

@@ -13,7 +13,7 @@ import numpy as np
 
 from vast.errors import ConfigError, InputShapeError
 from vast.models.flops import meta_flops
-from vast.models.peers import _ints, peer_options
+from vast.models.peer_entry import int_tuple, peer_options
 
 _WIDTH_KNOB = {"video_swin": "embed_dim", "mvit_v2": "embed_dim", "tsm": "width", "tsn": "width"}
 _MIN_WIDTH, _MAX_WIDTH = 8, 4096
@@ -23,7 +23,7 @@ _WIDTH_STEPS = (8, 4, 2, 1)  # in units of the widths the heads allow
 def _width_unit(name: str, options: dict[str, Any]) -> int:
     """The widths ``name`` accepts are multiples of this (every stage's width divisible by its heads)."""
     if name == "video_swin":
-        heads = _ints(options["num_heads"], "num_heads", len(_ints(options["depths"], "depths")))
+        heads = int_tuple(options["num_heads"], "num_heads", len(int_tuple(options["depths"], "depths")))
         return math.lcm(*(h // math.gcd(h, 2**i) for i, h in enumerate(heads)))
     return int(options["num_heads"]) if name == "mvit_v2" else 1
 
@@ -53,7 +53,7 @@ def _closest_width(predict: Callable[[Any], Any], target: float, unit: int, low:
 
 def _depth_ladder(options: dict[str, Any], fixed: dict[str, Any]) -> list[list[int]]:
     """The depths tried in turn: the given or default ones, then one block per stage."""
-    depths = list(_ints(options["depths"], "depths"))
+    depths = list(int_tuple(options["depths"], "depths"))
     return [depths] if "depths" in fixed or set(depths) == {1} else [depths, [1] * len(depths)]
 
 
