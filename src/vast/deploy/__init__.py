@@ -4,10 +4,12 @@
 The model that ``vast.create_model`` returns is the reference (plain PyTorch layers). Nothing changes
 it unless asked: ``model.eval().fuse_for_inference()`` (or :func:`fuse_for_inference`, or timm's
 ``reparameterize_model``) rebuilds its layers with the fused forms that :mod:`vast.ops` keeps beside
-each layer. Reading a model folder is :mod:`vast.models.folder` (``vast.create_model(folder)``).
+each layer. ``quantize(model, mode)`` makes an int8 copy (:mod:`vast.deploy.quantize`). Reading a
+model folder is :mod:`vast.models.folder` (``vast.create_model(folder)``).
 """
 
 from vast.deploy.package import write_package
+from vast.deploy.quantize import QuantizationInfo, QuantizedModel, quantize
 from vast.models.affine_shift import FusedAffineShiftBlock
 from vast.models.folder import load_package
 from vast.ops.fuse import fuse_for_inference
@@ -20,9 +22,12 @@ __all__ = [
     "FusedPatchMerging",
     "InferenceTokenShift",
     "PackedLinear",
+    "QuantizationInfo",
+    "QuantizedModel",
     "fuse_for_inference",
     "load_package",
     "onednn_linear_available",
     "packed_bytes",
+    "quantize",
     "write_package",
 ]

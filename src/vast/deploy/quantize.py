@@ -1,0 +1,171 @@
+"""Int8 inference: post-training quantisation of a trained model, an explicit step like
+:func:`vast.ops.fuse.fuse_for_inference`.
+
+The stack is torchao's PT2E flow: ``torch.export`` captures the model, torchao's
+``X86InductorQuantizer`` marks its projections (every ``Linear``; int8 weights per output channel,
+int8 activations per tensor), observers record activation ranges (``static``) or the ranges are taken
+per batch at run time (``dynamic``), ``convert_pt2e`` writes the quantise / dequantise pairs, and
+inductor (``torch.compile`` with frozen weights) lowers each pair and its matmul to one oneDNN int8
+kernel. The shift, the affine, the norms and the temporal context are not quantised: they stay fp32,
+so the block's token mixing is exact and only the matmuls round. ``benchmarks/bench_quantize.py``
+measures this stack beside ONNX Runtime's and PyTorch's eager dynamic quantisation.
+
+``compile=False`` keeps the converted graph in eager mode: each int8 matmul then runs as dequantise,
+fp32 matmul, quantise, which gives the int8 model's numbers (to fp32 rounding) without the compile
+time, for accuracy checks.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+from collections.abc import Iterable
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import torch
+from torch import nn
+from torch._inductor import config as inductor_config
+
+from vast.errors import ConfigError, InputShapeError
+from vast.ops.fuse import InferenceOnly
+
+_logger = logging.getLogger(__name__)
+
+MODES = ("dynamic", "static")
+STACK = "torchao-pt2e-x86-inductor"
+
+
+@dataclass(frozen=True)
+class QuantizationInfo:
+    """How a model was quantised: written into a model folder's ``config.json`` and benchmark tables."""
+
+    mode: str
+    stack: str = STACK
+    calibration_clips: int = 0
+    weights: str = "int8, symmetric, per output channel"
+    activations: str = "int8, per tensor"
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+class QuantizedModel(InferenceOnly):
+    """A quantised model: the converted (and usually compiled) graph of one clip shape, any batch size.
+
+    ``input_shape`` is the ``(C, T, H, W)`` it was captured at; a clip of another shape is refused
+    with a one-line error (quantise again at that shape). ``info`` says how it was quantised.
+    """
+
+    def __init__(self, graph: nn.Module, info: QuantizationInfo, input_shape: tuple[int, ...], compiled: bool) -> None:
+        super().__init__()
+        self.graph = graph
+        self.info = info
+        self.input_shape = tuple(input_shape)
+        self.compiled = compiled
+        self.runner = torch.compile(graph) if compiled else graph
+        self.training = False
+
+    def train(self, mode: bool = True) -> QuantizedModel:
+        # An exported graph refuses train() / eval() itself; this model is always in eval mode.
+        if mode:
+            raise RuntimeError("an int8 model cannot be trained; quantise a model trained in fp32 (vast.create_model)")
+        return self
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.dim() != len(self.input_shape) + 1 or tuple(x.shape[1:]) != self.input_shape:
+            raise InputShapeError(
+                f"this int8 model was quantised for clips of shape {self.input_shape} (C, T, H, W), "
+                f"got {tuple(x.shape)}; quantise again with an example of that shape"
+            )
+        # freezing: inductor folds the int8 weights and packs them for oneDNN once, which its int8 matmuls
+        # need. Set as a config patch, not torch.compile(options=...), which fails to lower them here.
+        with torch.no_grad(), inductor_config.patch(freezing=True):
+            return self.runner(x)
+
+    def weight_bytes(self) -> int:
+        """Bytes of the constants the graph reads: int8 weights, their scales, the fp32 rest."""
+        tensors = {}
+        for node in self.graph.graph.nodes:
+            if node.op == "get_attr":
+                value = self.graph
+                for part in str(node.target).split("."):
+                    value = getattr(value, part)
+                if isinstance(value, torch.Tensor):
+                    tensors[id(value)] = value
+        return sum(t.numel() * t.element_size() for t in tensors.values())
+
+
+def _clips(calibration: Iterable[Any]) -> Iterable[torch.Tensor]:
+    """The clip batches of ``calibration``: tensors, or (clips, labels) pairs as a DataLoader yields."""
+    for item in calibration:
+        yield item[0] if isinstance(item, (tuple, list)) else item
+
+
+def check_quantizable(model: nn.Module, mode: str) -> None:
+    """Refuse, with a one-line reason, what this stack cannot quantise."""
+    if mode not in MODES:
+        raise ConfigError(f"unknown quantisation mode {mode!r}; choose one of {', '.join(MODES)}")
+    if isinstance(model, QuantizedModel):
+        raise ConfigError("this model is already quantised")
+    if model.training:
+        raise ConfigError("call model.eval() before quantising: BatchNorm statistics are fixed in the int8 graph")
+    if any(isinstance(m, InferenceOnly) for m in model.modules()):
+        raise ConfigError(
+            "quantise the model as vast.create_model returns it, not a fused one: "
+            "the quantiser captures the reference layers and inductor fuses them itself"
+        )
+    if next(model.parameters()).device.type != "cpu":
+        raise ConfigError("int8 inference runs on the CPU: move the model there with model.cpu() first")
+
+
+def quantize(
+    model: nn.Module,
+    mode: str = "dynamic",
+    example: torch.Tensor | None = None,
+    calibration: Iterable[Any] | None = None,
+    compile: bool = True,
+) -> QuantizedModel:
+    """An int8 copy of ``model`` (left unchanged) for CPU inference.
+
+    ``example`` is one clip batch of the shape to serve (default: the model's ``pretrained_cfg``
+    input size, batch 1); the graph takes any batch size at that clip shape. ``static`` needs
+    ``calibration``: clip batches, or (clips, labels) pairs such as a DataLoader yields, from the
+    training set; every clip of it is seen once. ``dynamic`` takes none.
+    """
+    check_quantizable(model, mode)
+    if mode == "static" and calibration is None:
+        raise ConfigError("static quantisation needs calibration clips (for example a few batches of the training set)")
+    if mode == "dynamic" and calibration is not None:
+        raise ConfigError("dynamic quantisation needs no calibration clips: it measures each batch as it runs")
+    example = _default_example(model) if example is None else example
+    from torchao.quantization.pt2e.quantize_pt2e import convert_pt2e, prepare_pt2e
+    from torchao.quantization.pt2e.quantizer import x86_inductor_quantizer as x86
+
+    batch = torch.export.Dim("batch", min=1, max=4096)
+    # An example of batch 1 would fix the batch size in the graph.
+    traced = example.repeat(2, *[1] * (example.dim() - 1)) if example.shape[0] == 1 else example
+    with torch.no_grad():
+        captured = torch.export.export(
+            copy.deepcopy(model), (traced,), dynamic_shapes=({0: batch},), strict=False
+        ).module()
+    quantizer = x86.X86InductorQuantizer()
+    quantizer.set_global(x86.get_default_x86_inductor_quantization_config(is_dynamic=mode == "dynamic"))
+    prepared = prepare_pt2e(captured, quantizer)
+    seen = 0
+    with torch.no_grad():
+        for clips in _clips(calibration if mode == "static" else [example]):
+            prepared(clips)
+            seen += clips.shape[0]
+    graph = convert_pt2e(prepared)
+    info = QuantizationInfo(mode, calibration_clips=seen if mode == "static" else 0)
+    _logger.info("quantised (%s, %s), %d calibration clips", mode, STACK, info.calibration_clips)
+    return QuantizedModel(graph, info, tuple(example.shape[1:]), compiled=compile)
+
+
+def _default_example(model: nn.Module) -> torch.Tensor:
+    cfg = getattr(model, "pretrained_cfg", None) or getattr(model, "default_cfg", None) or {}
+    size = cfg.get("input_size")
+    if size is None:
+        raise ConfigError("give quantize() an example clip batch: this model states no input size")
+    return torch.randn((1, *size), generator=torch.Generator().manual_seed(0))
