@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from vast.cli.quantize_options import add_quantize_options, apply_quantize_options
 from vast.data.annotations import Annotations
 from vast.engine.evaluate import (
     LoadedRun,
@@ -14,6 +15,7 @@ from vast.engine.evaluate import (
     parse_views,
     write_eval_report,
 )
+from vast.errors import ConfigError
 from vast.streaming.early import early_recognition, write_early_recognition
 from vast.streaming.recognizer import frame_every
 
@@ -38,12 +40,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("--every", type=int, help="--online: take every N-th frame (default: the run's stride)")
     parser.add_argument("--out", type=Path, help="folder for the JSON report and confusion matrix (default: the run's)")
+    add_quantize_options(parser)
     parser.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.online and args.quantize:
+        raise ConfigError("--online runs the model on prefixes of every length, and an int8 model takes one "
+                          "clip shape: drop --quantize")  # fmt: skip
     clips, crops = parse_views(args.views)
-    run_ = load_run(args.checkpoint, device=args.device, ema=args.ema, fuse=args.fuse)
+    run_ = apply_quantize_options(load_run(args.checkpoint, device=args.device, ema=args.ema, fuse=args.fuse), args)
     annotations = annotations_for_eval(run_, args.data, args.root)
     if args.online:
         return _run_online(run_, annotations, args)
@@ -51,6 +57,7 @@ def run(args: argparse.Namespace) -> int:
     out_dir = args.out or run_.checkpoint_path.parent
     json_path, png = write_eval_report(result, run_.class_names, out_dir)
     print(f"model     {run_.config.model.name} ({run_.checkpoint_path}, {run_.weights} weights)")
+    print(f"form      {result.form_detail}")
     print(f"protocol  {result.protocol}")
     print(f"videos    {result.videos} evaluated, {result.missing} missing (broken)")
     print(f"top-1     {result.top1:.2f} %")

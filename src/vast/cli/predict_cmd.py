@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 
+from vast.cli.quantize_options import add_quantize_options, apply_quantize_options
 from vast.engine.evaluate import load_run, parse_views, predict
 
 
@@ -20,12 +21,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--fuse", action="store_true",
         help="fuse the model for inference (BatchNorm folded, oneDNN on the CPU): faster, same outputs up to rounding",
     )
+    add_quantize_options(parser)
     parser.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     clips, crops = parse_views(args.views)
-    run_ = load_run(args.checkpoint, device=args.device, fuse=args.fuse)
+    run_ = apply_quantize_options(load_run(args.checkpoint, device=args.device, fuse=args.fuse), args)
     predictions = predict(run_, args.videos, top_k=args.top_k, clips=clips, crops=crops)
     if args.json:
         payload = [{"video": p.video, "top": [{"class": c, "probability": s} for c, s in p.top]} for p in predictions]

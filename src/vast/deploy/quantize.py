@@ -86,14 +86,42 @@ class QuantizedModel(InferenceOnly):
     def weight_bytes(self) -> int:
         """Bytes of the constants the graph reads: int8 weights, their scales, the fp32 rest."""
         tensors = {}
-        for node in self.graph.graph.nodes:
-            if node.op == "get_attr":
-                value = self.graph
-                for part in str(node.target).split("."):
-                    value = getattr(value, part)
-                if isinstance(value, torch.Tensor):
-                    tensors[id(value)] = value
+        for name in _read_constants(self.graph):
+            value = self.graph
+            for part in name.split("."):
+                value = getattr(value, part)
+            if isinstance(value, torch.Tensor):
+                tensors[id(value)] = value
         return sum(t.numel() * t.element_size() for t in tensors.values())
+
+
+def describe_form(model: nn.Module) -> str:
+    """How ``model`` computes, for reports: ``fp32``, or how it was quantised."""
+    if not isinstance(model, QuantizedModel):
+        return "fp32"
+    info = model.info
+    calibrated = f", calibrated on {info.calibration_clips} clips" if info.mode == "static" else ""
+    return f"int8 {info.mode} ({info.stack}{calibrated})"
+
+
+def form_name(model: nn.Module) -> str:
+    """``fp32``, ``int8-dynamic`` or ``int8-static``: report file names keep the forms apart."""
+    return f"int8-{model.info.mode}" if isinstance(model, QuantizedModel) else "fp32"
+
+
+def _read_constants(graph: torch.fx.GraphModule) -> set[str]:
+    return {str(node.target) for node in graph.graph.nodes if node.op == "get_attr"}
+
+
+def _drop_unused_constants(graph: torch.fx.GraphModule) -> torch.fx.GraphModule:
+    """Delete the fp32 weights that conversion replaced by int8 constants but left on the module, so that
+    the int8 model does not hold both."""
+    used = _read_constants(graph)
+    for name, _ in [*graph.named_parameters(), *graph.named_buffers()]:
+        if name not in used:
+            owner, _, attr = name.rpartition(".")
+            delattr(graph.get_submodule(owner) if owner else graph, attr)
+    return graph
 
 
 def _clips(calibration: Iterable[Any]) -> Iterable[torch.Tensor]:
@@ -157,7 +185,7 @@ def quantize(
         for clips in _clips(calibration if mode == "static" else [example]):
             prepared(clips)
             seen += clips.shape[0]
-    graph = convert_pt2e(prepared)
+    graph = _drop_unused_constants(convert_pt2e(prepared))
     info = QuantizationInfo(mode, calibration_clips=seen if mode == "static" else 0)
     _logger.info("quantised (%s, %s), %d calibration clips", mode, STACK, info.calibration_clips)
     return QuantizedModel(graph, info, tuple(example.shape[1:]), compiled=compile)

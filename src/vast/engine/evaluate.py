@@ -22,6 +22,7 @@ from vast.data.annotations import Annotations, VideoRecord, load_annotations
 from vast.data.dataset import BrokenVideoLog
 from vast.data.sampling import TSN_SAMPLERS
 from vast.deploy import package
+from vast.deploy.quantize import describe_form, form_name
 from vast.engine import reporting
 from vast.engine.checkpoint import load_checkpoint
 from vast.engine.config import RunConfig, config_from_dict, validate
@@ -139,6 +140,8 @@ class EvalResult:
     checkpoint: str = ""  # the file the evaluated weights came from (resolved path)
     weights: str = ""  # "model" or "ema"
     data: str = ""  # the annotations evaluated on
+    form: str = "fp32"  # "int8-dynamic" / "int8-static" for a quantised model (vast.deploy.quantize)
+    form_detail: str = "fp32"  # how it was quantised
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=2)
@@ -179,6 +182,8 @@ def evaluate(
         checkpoint=str(run.checkpoint_path.resolve()),
         weights=run.weights,
         data=config.data.val if annotations is None else str(annotations.source or ""),
+        form=form_name(run.model),
+        form_detail=describe_form(run.model),
     )
 
 
@@ -193,16 +198,18 @@ def view_averaged_probabilities(model: nn.Module, clips: torch.Tensor, multi_vie
 
 
 def write_eval_report(result: EvalResult, class_names: list[str], out_dir: str | Path) -> tuple[Path, Path]:
-    """``eval_<views>.json`` and ``confusion_<views>.png`` in ``out_dir``."""
+    """``eval_<views>.json`` and ``confusion_<views>.png`` in ``out_dir`` (``eval_<views>_int8-static.json``
+    and so on for a quantised model, beside the fp32 ones)."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    json_path = out_dir / f"eval_{result.views}.json"
+    name = result.views + ("" if result.form == "fp32" else f"_{result.form}")
+    json_path = out_dir / f"eval_{name}.json"
     json_path.write_text(result.to_json())
     png = reporting.plot_confusion(
         np.asarray(result.confusion),
         class_names,
-        out_dir / f"confusion_{result.views}.png",
-        title=f"{result.views} views: top-1 {result.top1:.1f} %",
+        out_dir / f"confusion_{name}.png",
+        title=f"{result.views} views{'' if result.form == 'fp32' else ', ' + result.form}: top-1 {result.top1:.1f} %",
     )
     return json_path, png
 

@@ -1,0 +1,55 @@
+"""`--quantize` of `vast eval` and `vast predict`, on a run trained in the test (the tiny Moving-Digits
+set), against the same commands in fp32."""
+
+import json
+import re
+
+import pytest
+
+from vast.cli.main import main
+
+
+def test_eval_quantize_static_reports_the_form_beside_the_fp32_report(bidirectional_run, tmp_path, capsys):
+    common = ["eval", str(bidirectional_run), "--workers", "0", "--out", str(tmp_path)]
+    assert main(common) == 0
+    assert main([*common, "--quantize", "static", "--calibration-clips", "8", "--no-compile"]) == 0
+    printed = capsys.readouterr().out
+    assert "form      fp32" in printed
+    assert "form      int8 static (torchao-pt2e-x86-inductor, calibrated on 8 clips)" in printed
+    fp32 = json.loads((tmp_path / "eval_1x1.json").read_text())
+    int8 = json.loads((tmp_path / "eval_1x1_int8-static.json").read_text())
+    assert (fp32["form"], int8["form"]) == ("fp32", "int8-static")
+    assert int8["videos"] == fp32["videos"] == 8
+    assert abs(int8["top1"] - fp32["top1"]) <= 100 / 8  # at most one of the 8 videos decided otherwise
+    assert (tmp_path / "confusion_1x1_int8-static.png").stat().st_size > 1000
+
+
+def _percentages(printed):
+    return {name: float(p) for name, p in re.findall(r"  \d\. (\S+)\s+([\d.]+) %", printed)}
+
+
+def test_predict_quantize_dynamic_stays_close_to_fp32(bidirectional_run, tiny_demo, capsys):
+    video = str(tiny_demo.root / "val" / "00000.mp4")
+    command = ["predict", str(bidirectional_run), video, "--top-k", "8"]
+    assert main(command) == 0
+    fp32 = _percentages(capsys.readouterr().out)
+    assert main([*command, "--quantize", "dynamic", "--no-compile"]) == 0
+    int8 = _percentages(capsys.readouterr().out)
+    assert fp32.keys() == int8.keys() and len(fp32) == 8
+    for name, percent in fp32.items():
+        assert int8[name] == pytest.approx(percent, abs=1.0), name
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (["--calibration", "x.csv"], "--calibration is for --quantize static"),
+        (["--quantize", "dynamic", "--fuse"], "--fuse and --quantize are two forms of the model"),
+        (["--quantize", "dynamic", "--online"], "an int8 model takes one clip shape: drop --quantize"),
+        (["--quantize", "dynamic", "--calibration", "x.csv"], "dynamic quantisation needs no clips"),
+    ],
+)
+def test_quantize_options_that_do_not_fit_are_refused_in_one_line(bidirectional_run, extra, message, capsys):
+    assert main(["eval", str(bidirectional_run), "--workers", "0", *extra]) == 2
+    error = capsys.readouterr().err.strip()
+    assert message in error and len(error.splitlines()) == 1
