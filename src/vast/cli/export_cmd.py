@@ -12,9 +12,10 @@ from pathlib import Path
 import torch
 
 from vast.cli.models_cmd import parse_shape
+from vast.cli.quantize_options import add_quantize_options, apply_quantize_options
 from vast.deploy import package
 from vast.engine.evaluate import load_run
-from vast.engine.export import FORMATS, PARITY_TOLERANCE, SUFFIXES, export_model, export_package
+from vast.engine.export import FORMATS, SUFFIXES, export_model, export_package, export_quantized_onnx
 from vast.errors import ConfigError
 
 PACKAGE_SUFFIX = "-package"  # the default model folder: best.pt -> best-package/
@@ -33,6 +34,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--out", type=Path, help="output file or folder (default: next to the checkpoint)")
     parser.add_argument("--input", type=parse_shape, help="example input shape (default: one view of the run)")
     parser.add_argument("--ema", action="store_true", help="export the EMA weights")
+    add_quantize_options(parser, compile_option=False)
     parser.set_defaults(func=run, late_positional="out_path")  # OUT may follow the options (cli.main)
 
 
@@ -43,17 +45,27 @@ def run(args: argparse.Namespace) -> int:
     data = run_.config.data
     shape = args.input or package.model_input_shape(run_.model, data.num_frames, data.crop_size)
     run_.model.check_input(torch.empty(shape, device="meta"))
-    out = Path(args.out_path or args.out or default_output(run_.checkpoint_path, args.format))
-    if args.format == package.FORMAT:
+    out = Path(args.out_path or args.out or default_output(run_.checkpoint_path, args.format, args.quantize))
+    if args.quantize:
+        if args.format != "onnx":
+            raise ConfigError(f"--quantize writes int8 ONNX, and --format {args.format} holds fp32 weights: "
+                              "use --format onnx")  # fmt: skip
+        fp32 = run_.model
+        quantized = apply_quantize_options(run_, args).model
+        result = export_quantized_onnx(fp32, quantized, out)
+    elif args.format == package.FORMAT:
         result = export_package(run_, out, shape)
     else:
         result = export_model(run_.model, args.format, out, shape)
-    status = "ok" if result.ok else f"MISMATCH (tolerance {PARITY_TOLERANCE:g})"
-    print(f"wrote {result.path} ({args.format}, input {'x'.join(map(str, shape))})")
-    print(f"parity with the eager model: max abs diff {result.max_abs_diff:.2e}, {status}")
+    status = "ok" if result.ok else f"MISMATCH (tolerance {result.tolerance:.2g})"
+    print(f"wrote {result.path} ({args.format}{', int8 ' + args.quantize if args.quantize else ''}, "
+          f"input {'x'.join(map(str, result.input_shape))})")  # fmt: skip
+    print(f"parity with {result.compared_with}: max abs diff {result.max_abs_diff:.2e}, {status}")
     return 0 if result.ok else 1
 
 
-def default_output(checkpoint: Path, fmt: str) -> Path:
+def default_output(checkpoint: Path, fmt: str, quantize: str | None = None) -> Path:
     suffix = PACKAGE_SUFFIX if fmt == package.FORMAT else SUFFIXES[fmt]
+    if quantize:
+        suffix = f"-int8-{quantize}{suffix}"
     return checkpoint.with_name(checkpoint.stem + suffix)

@@ -10,7 +10,7 @@ from vast.engine.quantization import DEFAULT_CALIBRATION_CLIPS, quantize_run
 from vast.errors import ConfigError
 
 
-def add_quantize_options(parser: argparse.ArgumentParser) -> None:
+def add_quantize_options(parser: argparse.ArgumentParser, compile_option: bool = True) -> None:
     parser.add_argument(
         "--quantize", choices=MODES,
         help="int8 inference on the CPU (vast.deploy.quantize): dynamic needs no data, static calibrates on "
@@ -24,6 +24,9 @@ def add_quantize_options(parser: argparse.ArgumentParser) -> None:
         "--calibration-clips", type=int, default=DEFAULT_CALIBRATION_CLIPS,
         help=f"--quantize static: how many clips, spread over the set (default {DEFAULT_CALIBRATION_CLIPS})",
     )  # fmt: skip
+    if not compile_option:  # an export writes the graph; nothing runs it here long enough to compile
+        parser.set_defaults(compile=False)
+        return
     parser.add_argument(
         "--no-compile", dest="compile", action="store_false",
         help="--quantize: skip inductor's compile (a minute or more): the same int8 numbers, computed slower; "

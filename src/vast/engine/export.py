@@ -11,6 +11,7 @@ from safetensors.torch import save_file
 from torch import nn
 
 from vast.deploy import package
+from vast.deploy.quantize import QuantizedModel
 from vast.engine.evaluate import LoadedRun
 from vast.errors import ConfigError
 
@@ -21,16 +22,24 @@ SUFFIXES = {"safetensors": ".safetensors", "torchscript": ".torchscript.pt", "on
 PARITY_TOLERANCE = 1e-4
 
 
+# An int8 file is compared with the PyTorch int8 model, not with fp32. Two runtimes round requantised
+# activations (and, dynamic, choose per-batch scales) their own way, so the bound is a share of the
+# logits' spread: the one that int8 keeps to fp32 (tests/deploy/test_quantize.py).
+INT8_PARITY_SHARE = 0.1
+
+
 @dataclass
 class ExportResult:
     path: Path
     format: str
     input_shape: tuple[int, ...]
     max_abs_diff: float
+    tolerance: float = PARITY_TOLERANCE
+    compared_with: str = "the eager model"
 
     @property
     def ok(self) -> bool:
-        return self.max_abs_diff < PARITY_TOLERANCE
+        return self.max_abs_diff < self.tolerance
 
 
 def export_model(model: nn.Module, fmt: str, path: str | Path, input_shape: tuple[int, ...]) -> ExportResult:
@@ -72,22 +81,59 @@ def _fresh_copy(model: nn.Module) -> nn.Module:
     return copy.deepcopy(model)
 
 
-def _export_onnx(model: nn.Module, example: torch.Tensor, path: Path) -> torch.Tensor:
-    import numpy as np
-    import onnxruntime as ort
-
+def _export_onnx(model: nn.Module, example: torch.Tensor, path: Path, any_batch: bool = False) -> torch.Tensor:
     torch.onnx.export(
         model,
         (example,),
         str(path),
         input_names=["video"],
         output_names=["logits"],
+        dynamic_shapes=({0: torch.export.Dim("batch", max=4096)},) if any_batch else None,
         dynamo=True,
         external_data=False,
     )
+    return _run_onnx(path, example)
+
+
+def _run_onnx(path: Path, example: torch.Tensor) -> torch.Tensor:
+    import numpy as np
+    import onnxruntime as ort
+
     session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     (logits,) = session.run(None, {"video": example.numpy()})
     return torch.from_numpy(np.asarray(logits))
+
+
+def export_quantized_onnx(model: nn.Module, quantized: QuantizedModel, path: str | Path) -> ExportResult:
+    """Write ``quantized`` (an int8 copy of ``model``) as ONNX and compare ONNX Runtime's outputs with the
+    PyTorch int8 model's on a random batch of two clips.
+
+    Static: the converted PT2E graph itself is exported, its scales as QuantizeLinear / DequantizeLinear
+    pairs, so both runtimes compute one quantised model. Dynamic: PyTorch's per-batch scale ops have no
+    ONNX form, so the fp32 graph is exported and ONNX Runtime's ``quantize_dynamic`` makes its int8
+    matmuls the same way (int8 weights per output channel, activations per batch).
+    """
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    generator = torch.Generator().manual_seed(0)
+    example = torch.randn((2, *quantized.input_shape), generator=generator)
+    with torch.no_grad():
+        expected = quantized(example)
+    if quantized.info.mode == "static":
+        actual = _export_onnx(quantized.graph, example, path, any_batch=True)
+    else:
+        fp32 = path.with_name(path.stem + "-fp32.onnx")
+        _export_onnx(model.eval().cpu(), example, fp32, any_batch=True)
+        # As the PyTorch int8 model: int8 weights per output channel, the matmuls only (the stem stays fp32).
+        quantize_dynamic(str(fp32), str(path), weight_type=QuantType.QInt8, per_channel=True,
+                         op_types_to_quantize=["MatMul", "Gemm"])  # fmt: skip
+        fp32.unlink()
+        actual = _run_onnx(path, example)
+    diff = float((actual - expected).abs().max())
+    tolerance = INT8_PARITY_SHARE * float(expected.std())
+    return ExportResult(path, "onnx", tuple(example.shape), diff, tolerance, f"the int8 model ({quantized.info.mode})")
 
 
 def export_package(run: LoadedRun, out: str | Path, input_shape: tuple[int, ...]) -> ExportResult:
