@@ -7,6 +7,7 @@ import re
 import pytest
 
 from vast.cli.main import main
+from vast.deploy import QuantizedModel
 
 
 def test_eval_quantize_static_reports_the_form_beside_the_fp32_report(bidirectional_run, tmp_path, capsys):
@@ -79,3 +80,30 @@ def test_export_onnx_quantize_runs_in_onnx_runtime_like_the_pytorch_int8_model(b
     session = ort.InferenceSession(str(out), providers=["CPUExecutionProvider"])
     onnx_top1 = session.run(None, {"video": clips.numpy()})[0].argmax(1)
     assert (onnx_top1 == run.model(clips).argmax(1).numpy()).all()
+
+
+def test_a_quantised_model_folder_records_how_and_evaluates_as_exported(bidirectional_run, tiny_demo, tmp_path,
+                                                                        capsys):  # fmt: skip
+    folder = tmp_path / "int8-folder"
+    command = ["export", str(bidirectional_run), "--format", "dir", "--out", str(folder), "--quantize", "static"]
+    code = main([*command, "--calibration-clips", "8"])
+    printed = capsys.readouterr().out
+    assert code == 0, printed
+    assert "int8 model (static)" in printed and printed.rstrip().endswith(", ok")
+    record = json.loads((folder / "config.json").read_text())["quantization"]
+    assert record["mode"] == "static" and record["calibration_clips"] == 8
+    assert record["stack"] == "torchao-pt2e-x86-inductor" and record["input_shape"] == [3, 4, 32, 32]
+    assert (folder / record["file"]).is_file() and (folder / "model.safetensors").is_file()
+
+    common = ["--workers", "0", "--no-compile", "--data", str(tiny_demo.val)]
+    assert main(["eval", str(folder), *common, "--out", str(tmp_path / "folder")]) == 0
+    assert "form      int8 static (torchao-pt2e-x86-inductor, calibrated on 8 clips)" in capsys.readouterr().out
+    assert main(["eval", str(bidirectional_run), "--quantize", "static", "--calibration-clips", "8", *common,
+                 "--out", str(tmp_path / "run")]) == 0  # fmt: skip
+    reports = [json.loads((tmp_path / where / "eval_1x1_int8-static.json").read_text()) for where in ("folder", "run")]
+    # The same calibration clips, the same int8 model: the same predictions on every video.
+    assert reports[0]["videos"] == 8 and reports[0]["confusion"] == reports[1]["confusion"]
+
+    import vast
+
+    assert not isinstance(vast.create_model(folder), QuantizedModel)  # the reference model, fp32

@@ -47,12 +47,16 @@ def run(args: argparse.Namespace) -> int:
     run_.model.check_input(torch.empty(shape, device="meta"))
     out = Path(args.out_path or args.out or default_output(run_.checkpoint_path, args.format, args.quantize))
     if args.quantize:
-        if args.format != "onnx":
-            raise ConfigError(f"--quantize writes int8 ONNX, and --format {args.format} holds fp32 weights: "
-                              "use --format onnx")  # fmt: skip
+        if args.format not in ("onnx", package.FORMAT):
+            raise ConfigError(f"--quantize writes int8 ONNX or a model folder with its int8 program; --format "
+                              f"{args.format} holds fp32 weights: use --format onnx or dir")  # fmt: skip
         fp32 = run_.model
         quantized = apply_quantize_options(run_, args).model
-        result = export_quantized_onnx(fp32, quantized, out)
+        run_.model = fp32
+        if args.format == "onnx":
+            result = export_quantized_onnx(fp32, quantized, out)
+        else:
+            result = export_package(run_, out, shape, quantized=quantized)
     elif args.format == package.FORMAT:
         result = export_package(run_, out, shape)
     else:

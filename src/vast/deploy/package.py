@@ -32,6 +32,7 @@ import yaml
 from safetensors.torch import save_file
 from torch import nn
 
+from vast.deploy.quantize import QUANTIZED_FILE, QuantizedModel, quantization_record, save_quantized
 from vast.errors import ConfigError
 from vast.models.flops import count_flops
 from vast.models.folder import CONFIG_FILE, WEIGHTS_FILE, PackageConfig, is_package, load_package, read_package
@@ -94,12 +95,15 @@ def write_package(
     *,
     weights: str = "model",
     checkpoint: str | Path | None = None,
+    quantized: QuantizedModel | None = None,
 ) -> Path:
     """Write ``model`` as the model folder ``out``: ``config.json``, ``model.safetensors``, ``README.md``.
 
     ``config`` is the run's configuration as ``RunConfig.to_dict()`` gives it (``model`` and ``data``
     sections); ``weights`` says which weights these are (``model`` or ``ema``) and ``checkpoint`` the
-    file they came from: the card reports the evaluations (``eval_*.json``) in its folder.
+    file they came from: the card reports the evaluations (``eval_*.json``) in its folder. ``quantized``
+    (an int8 copy of ``model``) is written beside the fp32 weights (``model-int8.pt2``), and
+    ``config.json`` says how it was quantised (``quantization``).
     """
     out = Path(out)
     _check_destination(out)
@@ -112,6 +116,9 @@ def write_package(
         num_classes = int(meta(torch.empty(shape, device="meta")).shape[-1])
     hub = hub_config(model, config, class_names, num_classes)
     out.mkdir(parents=True, exist_ok=True)
+    if quantized is not None:
+        save_quantized(quantized, out / QUANTIZED_FILE)
+        hub["quantization"] = quantization_record(quantized)
     state = {key: value.detach().cpu().contiguous() for key, value in model.state_dict().items()}
     save_file(state, str(out / WEIGHTS_FILE), metadata={"format": "pt"})
     (out / CONFIG_FILE).write_text(json.dumps(hub, indent=2) + "\n")

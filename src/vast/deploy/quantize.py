@@ -21,19 +21,21 @@ import copy
 import logging
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import Any
 
 import torch
 from torch import nn
 from torch._inductor import config as inductor_config
 
-from vast.errors import ConfigError, InputShapeError
+from vast.errors import CheckpointError, ConfigError, InputShapeError
 from vast.ops.fuse import InferenceOnly
 
 _logger = logging.getLogger(__name__)
 
 MODES = ("dynamic", "static")
 STACK = "torchao-pt2e-x86-inductor"
+QUANTIZED_FILE = "model-int8.pt2"  # a model folder's int8 program (torch.export.save)
 
 
 @dataclass(frozen=True)
@@ -93,6 +95,32 @@ class QuantizedModel(InferenceOnly):
             if isinstance(value, torch.Tensor):
                 tensors[id(value)] = value
         return sum(t.numel() * t.element_size() for t in tensors.values())
+
+
+def save_quantized(quantized: QuantizedModel, path: str | Path) -> Path:
+    """Write the int8 graph as a ``torch.export`` program (any batch size, its clip shape)."""
+    path = Path(path)
+    example = torch.zeros((2, *quantized.input_shape))
+    batch = torch.export.Dim("batch", min=1, max=4096)
+    program = torch.export.export(quantized.graph, (example,), dynamic_shapes=({0: batch},))
+    torch.export.save(program, str(path))
+    return path
+
+
+def load_quantized(path: str | Path, record: dict[str, Any], compile: bool = True) -> QuantizedModel:
+    """The int8 model that :func:`save_quantized` wrote, with ``record`` (``info`` and ``input_shape``,
+    as a model folder's ``config.json`` keeps them)."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"{path} not found: the folder says it is quantised; export it again with --quantize")
+    fields = {key: record[key] for key in QuantizationInfo.__dataclass_fields__ if key in record}
+    graph = torch.export.load(str(path)).module()
+    return QuantizedModel(graph, QuantizationInfo(**fields), tuple(record["input_shape"]), compiled=compile)
+
+
+def quantization_record(quantized: QuantizedModel) -> dict[str, Any]:
+    """What a model folder's ``config.json`` says of its int8 program."""
+    return {**quantized.info.to_dict(), "input_shape": list(quantized.input_shape), "file": QUANTIZED_FILE}
 
 
 def describe_form(model: nn.Module) -> str:

@@ -22,7 +22,7 @@ from vast.data.annotations import Annotations, VideoRecord, load_annotations
 from vast.data.dataset import BrokenVideoLog
 from vast.data.sampling import TSN_SAMPLERS
 from vast.deploy import package
-from vast.deploy.quantize import describe_form, form_name
+from vast.deploy.quantize import QUANTIZED_FILE, describe_form, form_name, load_quantized
 from vast.engine import reporting
 from vast.engine.checkpoint import load_checkpoint
 from vast.engine.config import RunConfig, config_from_dict, validate
@@ -80,19 +80,22 @@ class LoadedRun:
     weights: str  # "model" or "ema"; "packaged" for a model folder's
 
 
-def load_run(checkpoint: str | Path, device: str = "cpu", ema: bool = False, fuse: bool = False) -> LoadedRun:
+def load_run(
+    checkpoint: str | Path, device: str = "cpu", ema: bool = False, fuse: bool = False, compile: bool = True
+) -> LoadedRun:
     """Rebuild the model of a training checkpoint (``last.pt`` / ``best.pt`` or a run folder), or of a
     model folder written by ``vast export --format dir`` (its configuration rebuilt from ``config.json``:
     the model, and the data settings that make the evaluation transforms the run's).
 
     ``fuse`` rebuilds it with ``fuse_for_inference`` (BatchNorm folded into the projections, oneDNN
-    matmuls on the CPU): faster, the same outputs up to float rounding, inference only.
+    matmuls on the CPU): faster, the same outputs up to float rounding, inference only. A model folder
+    exported with ``--quantize`` gives its int8 program (compiled on first use unless ``compile=False``).
     """
     path = Path(checkpoint)
-    run = _load_package(path, ema) if package.is_package(path) else _load_checkpoint(path, ema)
+    run = _load_package(path, ema, compile) if package.is_package(path) else _load_checkpoint(path, ema)
     run.model.to(resolve_device(device)).eval()
     if fuse:
-        if not hasattr(run.model, "fuse_for_inference"):
+        if not hasattr(run.model, "fuse_for_inference"):  # a peer, or a folder's int8 program
             raise ConfigError(f"{run.config.model.name} cannot be fused for inference; drop --fuse")
         run.model.fuse_for_inference()
     return run
@@ -115,13 +118,17 @@ def _load_checkpoint(path: Path, ema: bool) -> LoadedRun:
     return LoadedRun(model, config, list(state["class_names"]), path if path.is_file() else path / "last.pt", weights)
 
 
-def _load_package(path: Path, ema: bool) -> LoadedRun:
+def _load_package(path: Path, ema: bool, compile: bool = True) -> LoadedRun:
     if ema:
         raise ConfigError(f"{path} is a model folder with one set of weights; drop --ema")
     packaged = package.read_package(path)
     model_section = {"name": packaged.architecture, "num_classes": packaged.num_classes, "options": packaged.model_args}
     config = config_from_dict({"model": model_section, "data": packaged.data_settings()})
     validate(config)
+    if packaged.quantization:  # the folder's int8 program, as it was exported
+        record = packaged.quantization
+        model = load_quantized(path / record.get("file", QUANTIZED_FILE), record, compile=compile)
+        return LoadedRun(model, config, packaged.label_names, path / record.get("file", QUANTIZED_FILE), "packaged")
     model = package.load_package(path)
     return LoadedRun(model, config, packaged.label_names, path / package.WEIGHTS_FILE, "packaged")
 

@@ -11,7 +11,7 @@ from safetensors.torch import save_file
 from torch import nn
 
 from vast.deploy import package
-from vast.deploy.quantize import QuantizedModel
+from vast.deploy.quantize import QuantizedModel, load_quantized
 from vast.engine.evaluate import LoadedRun
 from vast.errors import ConfigError
 
@@ -136,13 +136,26 @@ def export_quantized_onnx(model: nn.Module, quantized: QuantizedModel, path: str
     return ExportResult(path, "onnx", tuple(example.shape), diff, tolerance, f"the int8 model ({quantized.info.mode})")
 
 
-def export_package(run: LoadedRun, out: str | Path, input_shape: tuple[int, ...]) -> ExportResult:
+def export_package(
+    run: LoadedRun, out: str | Path, input_shape: tuple[int, ...], quantized: QuantizedModel | None = None
+) -> ExportResult:
     """Write ``run``'s model as a model folder (:mod:`vast.deploy.package`), rebuild the model from the
-    folder alone and compare its outputs with the eager model's on a random input of ``input_shape``."""
+    folder alone and compare its outputs with the eager model's on a random input of ``input_shape``.
+    With ``quantized`` (an int8 copy of the model) the folder also holds its int8 program, and that is
+    what is compared, with ``quantized``."""
     model = run.model.eval()
     path = package.write_package(
-        out, model, run.config.to_dict(), run.class_names, weights=run.weights, checkpoint=run.checkpoint_path
-    )
+        out, model, run.config.to_dict(), run.class_names, weights=run.weights, checkpoint=run.checkpoint_path,
+        quantized=quantized,
+    )  # fmt: skip
+    if quantized is not None:
+        record = package.read_package(path).quantization
+        reloaded = load_quantized(path / record["file"], record, compile=False)
+        example = torch.randn((2, *quantized.input_shape), generator=torch.Generator().manual_seed(0))
+        with torch.no_grad():
+            diff = float((reloaded(example) - quantized(example)).abs().max())
+        return ExportResult(path, package.FORMAT, tuple(example.shape), diff, PARITY_TOLERANCE,
+                            f"the int8 model ({quantized.info.mode})")  # fmt: skip
     reloaded = package.load_package(path).to(next(model.parameters()).device).eval()
     example = torch.randn(input_shape, generator=torch.Generator().manual_seed(0)).to(next(model.parameters()).device)
     with torch.no_grad():

@@ -54,6 +54,7 @@ class PackageConfig:
     label_names: list[str]
     model_args: dict[str, Any]
     pretrained_cfg: dict[str, Any]
+    quantization: dict[str, Any] | None = None  # an int8 program beside the fp32 weights (vast.deploy.quantize)
 
     def data_settings(self) -> dict[str, Any]:
         """The evaluation preprocessing as run-configuration ``data`` keys (timm's defaults for the
@@ -107,7 +108,8 @@ def read_package(folder: str | Path) -> PackageConfig:
     num_classes = int(raw.get("num_classes", cfg.get("num_classes", 0)))
     labels = raw.get("label_names") or cfg.get("label_names") or [str(i) for i in range(num_classes)]
     model_args = saved_options(raw["architecture"], dict(raw.get("model_args") or {}))
-    return PackageConfig(folder, raw["architecture"], num_classes, list(labels), model_args, cfg)
+    quantization = raw.get("quantization")
+    return PackageConfig(folder, raw["architecture"], num_classes, list(labels), model_args, cfg, quantization)
 
 
 def load_package(folder: str | Path, *, num_classes: int | None = None, **overrides: Any) -> nn.Module:
