@@ -49,7 +49,8 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError("--online runs the model on prefixes of every length, and an int8 model takes one "
                           "clip shape: drop --quantize")  # fmt: skip
     clips, crops = parse_views(args.views)
-    run_ = apply_quantize_options(load_run(args.checkpoint, device=args.device, ema=args.ema, fuse=args.fuse, compile=args.compile), args)
+    loaded = load_run(args.checkpoint, device=args.device, ema=args.ema, fuse=args.fuse, compile=args.compile)
+    run_ = apply_quantize_options(loaded, args)
     annotations = annotations_for_eval(run_, args.data, args.root)
     if args.online:
         return _run_online(run_, annotations, args)

@@ -27,7 +27,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     clips, crops = parse_views(args.views)
-    run_ = apply_quantize_options(load_run(args.checkpoint, device=args.device, fuse=args.fuse, compile=args.compile), args)
+    loaded = load_run(args.checkpoint, device=args.device, fuse=args.fuse, compile=args.compile)
+    run_ = apply_quantize_options(loaded, args)
     predictions = predict(run_, args.videos, top_k=args.top_k, clips=clips, crops=crops)
     if args.json:
         payload = [{"video": p.video, "top": [{"class": c, "probability": s} for c, s in p.top]} for p in predictions]
