@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import copy
 import logging
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -152,7 +152,7 @@ def _drop_unused_constants(graph: torch.fx.GraphModule) -> torch.fx.GraphModule:
     return graph
 
 
-def _clips(calibration: Iterable[Any]) -> Iterable[torch.Tensor]:
+def calibration_batches(calibration: Iterable[Any]) -> Iterable[torch.Tensor]:
     """The clip batches of ``calibration``: tensors, or (clips, labels) pairs as a DataLoader yields."""
     for item in calibration:
         yield item[0] if isinstance(item, (tuple, list)) else item
@@ -175,6 +175,13 @@ def check_quantizable(model: nn.Module, mode: str) -> None:
         raise ConfigError("int8 inference runs on the CPU: move the model there with model.cpu() first")
 
 
+def check_calibration(mode: str, calibration: Iterable[Any] | None) -> None:
+    if mode == "static" and calibration is None:
+        raise ConfigError("static quantisation needs calibration clips (for example a few batches of the training set)")
+    if mode == "dynamic" and calibration is not None:
+        raise ConfigError("dynamic quantisation needs no calibration clips: it measures each batch as it runs")
+
+
 def quantize(
     model: nn.Module,
     mode: str = "dynamic",
@@ -190,33 +197,48 @@ def quantize(
     training set; every clip of it is seen once. ``dynamic`` takes none.
     """
     check_quantizable(model, mode)
-    if mode == "static" and calibration is None:
-        raise ConfigError("static quantisation needs calibration clips (for example a few batches of the training set)")
-    if mode == "dynamic" and calibration is not None:
-        raise ConfigError("dynamic quantisation needs no calibration clips: it measures each batch as it runs")
+    check_calibration(mode, calibration)
     example = _default_example(model) if example is None else example
-    from torchao.quantization.pt2e.quantize_pt2e import convert_pt2e, prepare_pt2e
-    from torchao.quantization.pt2e.quantizer import x86_inductor_quantizer as x86
-
     batch = torch.export.Dim("batch", min=1, max=4096)
     # An example of batch 1 would fix the batch size in the graph.
     traced = example.repeat(2, *[1] * (example.dim() - 1)) if example.shape[0] == 1 else example
+
+    def calibrate(prepared: nn.Module) -> int:
+        seen = 0
+        for clips in calibration_batches(calibration if mode == "static" else [example]):
+            prepared(clips)
+            seen += clips.shape[0]
+        return seen if mode == "static" else 0
+
+    graph, info = quantize_graph(model, (traced,), mode, calibrate, dynamic_shapes=({0: batch},))
+    return QuantizedModel(graph, info, tuple(example.shape[1:]), compiled=compile)
+
+
+def quantize_graph(
+    module: nn.Module,
+    example_args: tuple[torch.Tensor, ...],
+    mode: str,
+    calibrate: Callable[[nn.Module], int],
+    dynamic_shapes: tuple[Any, ...] | None = None,
+) -> tuple[torch.fx.GraphModule, QuantizationInfo]:
+    """The PT2E steps for any module (a model, a streaming step): capture a copy, annotate it with the
+    x86 quantiser, run ``calibrate(prepared)`` (it returns how many clips it showed), convert."""
+    from torchao.quantization.pt2e.quantize_pt2e import convert_pt2e, prepare_pt2e
+    from torchao.quantization.pt2e.quantizer import x86_inductor_quantizer as x86
+
     with torch.no_grad():
         captured = torch.export.export(
-            copy.deepcopy(model), (traced,), dynamic_shapes=({0: batch},), strict=False
+            copy.deepcopy(module), example_args, dynamic_shapes=dynamic_shapes, strict=False
         ).module()
     quantizer = x86.X86InductorQuantizer()
     quantizer.set_global(x86.get_default_x86_inductor_quantization_config(is_dynamic=mode == "dynamic"))
     prepared = prepare_pt2e(captured, quantizer)
-    seen = 0
     with torch.no_grad():
-        for clips in _clips(calibration if mode == "static" else [example]):
-            prepared(clips)
-            seen += clips.shape[0]
+        seen = calibrate(prepared)
     graph = _drop_unused_constants(convert_pt2e(prepared))
-    info = QuantizationInfo(mode, calibration_clips=seen if mode == "static" else 0)
-    _logger.info("quantised (%s, %s), %d calibration clips", mode, STACK, info.calibration_clips)
-    return QuantizedModel(graph, info, tuple(example.shape[1:]), compiled=compile)
+    info = QuantizationInfo(mode, calibration_clips=seen)
+    _logger.info("quantised (%s, %s), %d calibration clips", mode, STACK, seen)
+    return graph, info
 
 
 def _default_example(model: nn.Module) -> torch.Tensor:
