@@ -1,4 +1,5 @@
-"""Online recognition with causal VAST models: :class:`StreamingClassifier` (docs/streaming.md)."""
+"""Online recognition with causal VAST models: :class:`StreamingClassifier` (docs/streaming.md); its
+step in int8: :mod:`vast.streaming.quantize`."""
 
 from vast.streaming.classifier import (
     CarriedShift,

@@ -21,7 +21,7 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from vast.errors import InputShapeError, VastError
+from vast.errors import ConfigError, InputShapeError, VastError
 from vast.models.affine_shift import AffineShiftTransformer
 from vast.ops.context import CarriedContext, NoContext, TemporalContext
 from vast.ops.mixer import AffineShiftMixer
@@ -159,11 +159,15 @@ class StreamingClassifier(nn.Module):
     (:meth:`carried_elements`), and the running sum of pooled features.
     """
 
-    def __init__(self, model: nn.Module, window: int | None = None) -> None:
+    def __init__(self, model: nn.Module, window: int | None = None, core: nn.Module | None = None) -> None:
         super().__init__()
         if window is not None and window < 1:
             raise ValueError(f"window must be a positive number of steps, got {window}")
-        self.core = StreamingStep(model)
+        if core is not None and window is not None:
+            raise ConfigError("a windowed stream averages the steps itself; an int8 step pools the whole stream: "
+                              "drop the window or the quantisation")  # fmt: skip
+        # ``core``: another form of the step with the same call (the int8 one, vast.streaming.quantize)
+        self.core = core if core is not None else StreamingStep(model)
         self.t_patch = self.core.t_patch
         self.window = window
         self.state: tuple[torch.Tensor, ...] | None = None
