@@ -106,3 +106,20 @@ def test_a_packaged_model_folder_streams_as_its_run_does(causal_run, tiny_demo, 
     from_run = _json_lines(capsys.readouterr().out)
     assert main(["stream", str(folder), video, "--json", "--quiet"]) == 0  # the stride comes from the folder
     assert _json_lines(capsys.readouterr().out) == from_run and len(from_run) == 8
+
+
+def test_stream_quantize_follows_the_fp32_stream(causal_run, tiny_demo, capsys):
+    video = str(_first_val(tiny_demo))
+    assert main(["stream", str(causal_run), video, "--json", "--quiet", "--top-k", "8"]) == 0
+    fp32 = _json_lines(capsys.readouterr().out)
+    assert main(["stream", str(causal_run), video, "--json", "--quiet", "--top-k", "8",
+                 "--quantize", "dynamic", "--no-compile"]) == 0  # fmt: skip
+    int8 = _json_lines(capsys.readouterr().out)
+    assert [s["frame"] for s in int8] == [s["frame"] for s in fp32] and len(int8) > 1
+    for a, b in zip(fp32, int8):
+        expected = {t["class"]: t["probability"] for t in a["top"]}
+        actual = {t["class"]: t["probability"] for t in b["top"]}
+        assert expected.keys() == actual.keys()
+        assert all(abs(actual[name] - p) < 0.02 for name, p in expected.items()), a["frame"]
+    assert main(["stream", str(causal_run), video, "--quantize", "dynamic", "--window", "2"]) == 2
+    assert "drop --window or --quantize" in capsys.readouterr().err

@@ -8,10 +8,16 @@ import sys
 import time
 from contextlib import ExitStack
 
+import torch
 from tqdm import tqdm
 
-from vast.engine.evaluate import load_run
+from vast.cli.quantize_options import add_quantize_options
+from vast.data.annotations import load_annotations
+from vast.engine.evaluate import LoadedRun, load_run
+from vast.engine.quantization import calibration_clips
+from vast.errors import ConfigError
 from vast.streaming.overlay import OverlayWriter, plot_timeline, timeline_path
+from vast.streaming.quantize import quantize_streaming_step
 from vast.streaming.recognizer import OnlineRecognizer, StreamUpdate, frame_every
 from vast.streaming.source import FrameSource
 
@@ -32,12 +38,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         "and OUT.timeline.png")  # fmt: skip
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    add_quantize_options(parser)
     parser.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     run_ = load_run(args.checkpoint, device=args.device)
-    recognizer = OnlineRecognizer(run_, frame_every(run_.config, args.every), window=args.window)
+    core = _int8_step(run_, args) if args.quantize else None
+    recognizer = OnlineRecognizer(run_, frame_every(run_.config, args.every), window=args.window, core=core)
     updates: list[StreamUpdate] = []
     started = time.perf_counter()
     with ExitStack() as stack:
@@ -58,6 +66,23 @@ def run(args: argparse.Namespace) -> int:
             bar.update(1)
     _summarise(updates, run_.class_names, time.perf_counter() - started, args)
     return 0
+
+
+def _int8_step(run_: LoadedRun, args: argparse.Namespace) -> torch.nn.Module:
+    """The run's streaming step in int8; static: calibrated on training clips, each fed as a stream."""
+    if args.window is not None:
+        raise ConfigError("--window averages the steps itself, and an int8 step pools the whole stream: "
+                          "drop --window or --quantize")  # fmt: skip
+    frame_shape = (1, 3, run_.model.t_patch, run_.config.data.crop_size, run_.config.data.crop_size)
+    calibration = None
+    if args.quantize == "static":
+        root = run_.config.data.root or None
+        annotations = load_annotations(args.calibration, root=root) if args.calibration else None
+        batches = calibration_clips(run_, args.calibration_clips, annotations)
+        calibration = [clip for batch in batches for clip in batch.split(1)]  # one stream per clip
+    elif args.calibration is not None:
+        raise ConfigError("--calibration is for --quantize static; dynamic quantisation needs no clips")
+    return quantize_streaming_step(run_.model, args.quantize, frame_shape, calibration, compile=args.compile)
 
 
 def _report(update: StreamUpdate, class_names: list[str], args: argparse.Namespace, bar: tqdm) -> None:

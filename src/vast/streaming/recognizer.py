@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
+from torch import nn
 
 from vast.data.sampling import DENSE_SAMPLERS
 from vast.data.transforms import to_video
@@ -53,8 +54,9 @@ class OnlineRecognizer:
     """Feeds source frames to a streaming copy of ``run.model``; :meth:`push` returns an update at every
     model step (every ``every * t_patch`` source frames), else ``None``."""
 
-    def __init__(self, run: LoadedRun, every: int, window: int | None = None) -> None:
-        self.classifier = StreamingClassifier(run.model, window=window)
+    def __init__(self, run: LoadedRun, every: int, window: int | None = None, core: nn.Module | None = None) -> None:
+        # ``core``: another form of the streaming step, e.g. the int8 one (vast.streaming.quantize)
+        self.classifier = StreamingClassifier(run.model, window=window, core=core)
         self.transform = eval_transform(run.config.data)
         self.every = every
         self.device = next(run.model.parameters()).device
