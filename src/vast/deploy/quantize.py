@@ -1,7 +1,8 @@
 """Int8 inference: post-training quantisation of a trained model, an explicit step like
 :func:`vast.ops.fuse.fuse_for_inference`.
 
-The stack is torchao's PT2E flow: ``torch.export`` captures the model, torchao's
+The stack is torchao's PT2E flow: ``torch.export`` captures the model (AST / VAST: a copy fused for
+inference on plain matmuls, BatchNorm folded into the projections), torchao's
 ``X86InductorQuantizer`` marks its projections (every ``Linear``; int8 weights per output channel,
 int8 activations per tensor), observers record activation ranges (``static``) or the ranges are taken
 per batch at run time (``dynamic``), ``convert_pt2e`` writes the quantise / dequantise pairs, and
@@ -29,7 +30,8 @@ from torch import nn
 from torch._inductor import config as inductor_config
 
 from vast.errors import CheckpointError, ConfigError, InputShapeError
-from vast.ops.fuse import InferenceOnly
+from vast.ops.fuse import InferenceOnly, fuse_for_inference
+from vast.ops.packed_linear import PackedLinear
 
 _logger = logging.getLogger(__name__)
 
@@ -168,8 +170,7 @@ def check_quantizable(model: nn.Module, mode: str) -> None:
         raise ConfigError("call model.eval() before quantising: BatchNorm statistics are fixed in the int8 graph")
     if any(isinstance(m, InferenceOnly) for m in model.modules()):
         raise ConfigError(
-            "quantise the model as vast.create_model returns it, not a fused one: "
-            "the quantiser captures the reference layers and inductor fuses them itself"
+            "quantise the model as vast.create_model returns it, not a fused one: quantize fuses a copy itself"
         )
     if next(model.parameters()).device.type != "cpu":
         raise ConfigError("int8 inference runs on the CPU: move the model there with model.cpu() first")
@@ -210,8 +211,43 @@ def quantize(
             seen += clips.shape[0]
         return seen if mode == "static" else 0
 
-    graph, info = quantize_graph(model, (traced,), mode, calibrate, dynamic_shapes=({0: batch},))
+    graph, info = quantize_graph(_foldable_copy(model), (traced,), mode, calibrate, dynamic_shapes=({0: batch},))
     return QuantizedModel(graph, info, tuple(example.shape[1:]), compiled=compile)
+
+
+def _foldable_copy(model: nn.Module) -> nn.Module:
+    """What is captured: for AST / VAST, a copy fused for inference on plain ``F.linear`` (BatchNorm
+    folded into the projections, value and affine one matmul), so the int8 graph has fewer ops, and no
+    BatchNorm is left for ``convert_pt2e``'s conv-BN pass, which traces 96 patterns (many seconds) to
+    find none. Other models as they are."""
+    if not hasattr(model, "fuse_for_inference"):
+        return model
+    fused = fuse_for_inference(copy.deepcopy(model), onednn=False)
+    for name, module in list(fused.named_modules()):
+        if isinstance(module, PackedLinear):
+            owner, _, attr = name.rpartition(".")
+            setattr(fused.get_submodule(owner) if owner else fused, attr, _QuantizableLinear(module))
+    return fused
+
+
+class _QuantizableLinear(nn.Module):
+    """A :class:`PackedLinear` as an ``nn.Linear`` call (which the x86 quantiser finds by module type),
+    its activation and residual addition after it."""
+
+    def __init__(self, packed: PackedLinear) -> None:
+        super().__init__()
+        self.linear = nn.Linear(packed.in_features, packed.out_features, bias=packed.bias is not None)
+        with torch.no_grad():
+            self.linear.weight.copy_(packed.weight)
+            if packed.bias is not None:
+                self.linear.bias.copy_(packed.bias)
+        self.activation = packed.activation
+
+    def forward(self, x: torch.Tensor, residual: torch.Tensor | None = None) -> torch.Tensor:
+        y = self.linear(x)
+        if self.activation == "gelu":
+            y = torch.nn.functional.gelu(y)
+        return y if residual is None else y + residual
 
 
 def quantize_graph(
