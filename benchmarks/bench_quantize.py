@@ -152,12 +152,24 @@ def onnx_forms(
     return forms
 
 
-def measure(forms: dict[str, Form], x: torch.Tensor, repeats: int) -> dict[str, float]:
-    """Median seconds per batch, every form timed in each round (the first calls, compiles included, before)."""
-    for form in forms.values():
+def drop_failing(forms: dict[str, Form], x: torch.Tensor) -> dict[str, str]:
+    """Call each form once (its compile, timed); a form that fails on this model is dropped, its error kept."""
+    failed = {}
+    for name, form in list(forms.items()):
         start = time.perf_counter()
-        form.call(x)
+        try:
+            form.call(x)
+        except Exception as exc:  # a table row, not a crash: e.g. torch.ao on torchvision's Swin
+            failed[name] = f"{type(exc).__name__}: {str(exc).splitlines()[0][:80]}"
+            del forms[name]
+            continue
         form.first_s = time.perf_counter() - start
+    return failed
+
+
+def measure(forms: dict[str, Form], x: torch.Tensor, repeats: int) -> dict[str, float]:
+    """Median seconds per batch, every form timed in each round (after a warm-up call of each)."""
+    for form in forms.values():
         form.call(x)
     runners = {name: (lambda f=form: f.call(x)) for name, form in forms.items()}
     times = interleaved_times(runners, dict.fromkeys(forms, repeats))
@@ -189,15 +201,18 @@ def run_model(title: str, model: nn.Module, shape: tuple[int, ...], args: argpar
         forms = torch_forms(model, x, calibration, bf16)
         with tempfile.TemporaryDirectory() as folder:
             forms.update(onnx_forms(model, batch, calibration, Path(folder), args.threads))
+            failed = drop_failing(forms, x)
             one = measure(forms, x, args.repeats)
             many = measure(forms, batch, max(3, args.repeats // 3))
     base = next(name for name in forms if "fused" in name) if any("fused" in n for n in forms) else "fp32 eager"
     print_table(title, forms, one, many, args.batch, base, x)
+    for name, reason in failed.items():
+        print(f"| {name} | fails on this model: {reason} | | | | | |")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description="int8 inference stacks side by side, in one run")
-    parser.add_argument("--model", default="vast_tiny")
+    parser.add_argument("--model", default="vast_tiny", help="a VAST / AST model ('none': the peer only)")
     parser.add_argument("--input", default="1,3,8,224,224")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--batch", type=int, default=4, help="batch of the clips/s column")
@@ -212,7 +227,8 @@ def main() -> None:
     print(f"machine: {machine_info(torch.device('cpu'))['cpu']}, {args.threads} threads; int8 / bf16 flags: "
           f"{', '.join(flags) or 'none'}; torch {torch.__version__}")  # fmt: skip
     with tuned_malloc(True), inductor_config.patch(freezing=True):
-        run_model(f"{args.model} at {shape}", vast.create_model(args.model).eval(), shape, args, bf16)
+        if args.model != "none":
+            run_model(f"{args.model} at {shape}", vast.create_model(args.model).eval(), shape, args, bf16)
         if args.peer:
             import torchvision
 
