@@ -25,6 +25,7 @@ from vast.deploy.quantize import (
 )
 from vast.errors import InputShapeError
 from vast.ops.fuse import InferenceOnly
+from vast.ops.norm import ChannelsLastBatchNorm
 from vast.streaming.classifier import StreamingClassifier, StreamingStep
 
 
@@ -66,6 +67,30 @@ class QuantizedStreamingStep(InferenceOnly):
             return tuple(self.runner(frames, *state))
 
 
+class _FrozenBatchNorm(nn.Module):
+    """An eval-mode :class:`~vast.ops.norm.ChannelsLastBatchNorm` as what it computes, ``x * scale + shift``
+    per channel: the captured step then has no BatchNorm for ``convert_pt2e``'s conv-BN pass, which
+    traces 96 patterns (many seconds) to find none in this model."""
+
+    def __init__(self, norm: ChannelsLastBatchNorm) -> None:
+        super().__init__()
+        bn = norm.bn
+        scale = bn.weight.detach() / torch.sqrt(bn.running_var + bn.eps)
+        self.register_buffer("scale", scale)
+        self.register_buffer("shift", bn.bias.detach() - bn.running_mean * scale)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x * self.scale + self.shift
+
+
+def _frozen_norms(step: StreamingStep) -> StreamingStep:
+    for name, module in list(step.named_modules()):
+        if isinstance(module, ChannelsLastBatchNorm):
+            owner, _, attr = name.rpartition(".")
+            setattr(step.get_submodule(owner) if owner else step, attr, _FrozenBatchNorm(module))
+    return step
+
+
 def quantize_streaming_step(
     model: nn.Module,
     mode: str,
@@ -78,7 +103,7 @@ def quantize_streaming_step(
     of the same ``B``, each fed as a stream of ``T / t_patch`` steps."""
     check_quantizable(model, mode)
     check_calibration(mode, calibration)
-    step = StreamingStep(model)
+    step = _frozen_norms(StreamingStep(model))
     frames = torch.zeros(frame_shape)
     example = (frames, *step.initial_state(frames))
 
