@@ -82,6 +82,29 @@ def bidirectional_run(tiny_overrides, tmp_path_factory):
     return out
 
 
+def _model_and_clips(run_folder):
+    """A trained run's fp32 model in eval mode, its validation clips and its training clips, decoded as
+    evaluation decodes them (one centre clip per video)."""
+    from vast.data.annotations import load_annotations
+    from vast.engine.data import build_eval_dataset
+    from vast.engine.evaluate import load_run
+
+    run = load_run(run_folder)
+    data = run.config.data
+
+    def clips(annotations=None):
+        dataset = build_eval_dataset(data, annotations)
+        return torch.stack([dataset[i][0] for i in range(len(dataset))])
+
+    return run.model.eval(), clips(), clips(load_annotations(data.train))
+
+
+@pytest.fixture(scope="session")
+def model_and_clips():
+    """``model_and_clips(run_folder)``: (model, validation clips, training clips) of a trained run."""
+    return _model_and_clips
+
+
 def randomize_(model: torch.nn.Module, seed: int = 0) -> torch.nn.Module:
     """Give zero-initialised affines and fresh BatchNorm statistics non-trivial values, so that a test
     exercises every term of the forward pass."""

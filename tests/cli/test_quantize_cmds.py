@@ -58,12 +58,11 @@ def test_quantize_options_that_do_not_fit_are_refused_in_one_line(bidirectional_
 
 @pytest.mark.slow
 @pytest.mark.parametrize("mode", ["static", "dynamic"])
-def test_export_onnx_quantize_runs_in_onnx_runtime_like_the_pytorch_int8_model(bidirectional_run, tiny_demo, mode,
-                                                                              tmp_path, capsys):  # fmt: skip
+def test_export_onnx_quantize_runs_in_onnx_runtime_like_the_pytorch_int8_model(bidirectional_run, model_and_clips,
+                                                                              mode, tmp_path, capsys):  # fmt: skip
     """The int8 ONNX file, run by ONNX Runtime on every validation clip, against the PyTorch int8 model
     quantised the same way: the same top-1 on every clip."""
     import onnxruntime as ort
-    from tests.deploy.test_quantize import _clips
 
     from vast.engine.evaluate import load_run
     from vast.engine.quantization import quantize_run
@@ -76,7 +75,7 @@ def test_export_onnx_quantize_runs_in_onnx_runtime_like_the_pytorch_int8_model(b
     assert f"(onnx, int8 {mode}, input 2x3x4x32x32)" in printed and f"int8 model ({mode})" in printed
     assert printed.rstrip().endswith(", ok")
     run = quantize_run(load_run(bidirectional_run), mode, clips=8, compile=False)
-    clips = _clips(run.config.data)
+    clips = model_and_clips(bidirectional_run)[1]
     session = ort.InferenceSession(str(out), providers=["CPUExecutionProvider"])
     onnx_top1 = session.run(None, {"video": clips.numpy()})[0].argmax(1)
     assert (onnx_top1 == run.model(clips).argmax(1).numpy()).all()

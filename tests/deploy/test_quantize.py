@@ -5,24 +5,14 @@ import pytest
 import torch
 
 import vast
-from vast.data.annotations import load_annotations
 from vast.deploy.quantize import QuantizedModel, quantize
-from vast.engine.data import build_eval_dataset
-from vast.engine.evaluate import load_run
 from vast.errors import ConfigError, InputShapeError
 
 
-def _clips(data, annotations=None) -> torch.Tensor:
-    dataset = build_eval_dataset(data, annotations)
-    return torch.stack([dataset[i][0] for i in range(len(dataset))])
-
-
 @pytest.fixture(scope="module")
-def trained(bidirectional_run):
+def trained(bidirectional_run, model_and_clips):
     """The trained fp32 model, its validation clips and its training clips (for calibration)."""
-    run = load_run(bidirectional_run)
-    data = run.config.data
-    return run.model.eval(), _clips(data), _clips(data, load_annotations(data.train))
+    return model_and_clips(bidirectional_run)
 
 
 def _check_close_to_fp32(model, quantized, clips):

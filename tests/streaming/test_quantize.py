@@ -4,25 +4,15 @@ the int8 offline model on the whole clip and the fp32 offline model on every pre
 import pytest
 import torch
 
-from vast.data.annotations import load_annotations
 from vast.deploy import quantize
-from vast.engine.data import build_eval_dataset
-from vast.engine.evaluate import load_run
 from vast.errors import ConfigError, InputShapeError
 from vast.streaming import StreamingClassifier
 from vast.streaming.quantize import quantize_streaming_step, quantized_stream
 
 
-def _clips(data, annotations=None):
-    dataset = build_eval_dataset(data, annotations)
-    return torch.stack([dataset[i][0] for i in range(len(dataset))])
-
-
 @pytest.fixture(scope="module")
-def causal(causal_run):
-    run = load_run(causal_run)
-    data = run.config.data
-    return run.model.eval(), _clips(data), _clips(data, load_annotations(data.train))
+def causal(causal_run, model_and_clips):
+    return model_and_clips(causal_run)
 
 
 def _stream(stream, clip):
