@@ -3,8 +3,6 @@ shape from the run's data settings, and the calibration clips of static quantisa
 
 from __future__ import annotations
 
-import logging
-
 import torch
 
 from vast.data.annotations import Annotations, load_annotations
@@ -13,8 +11,6 @@ from vast.deploy.quantize import MODES, quantize
 from vast.engine.data import build_eval_dataset, read_annotations
 from vast.engine.evaluate import LoadedRun
 from vast.errors import ConfigError
-
-_logger = logging.getLogger(__name__)
 
 DEFAULT_CALIBRATION_CLIPS = 32
 
