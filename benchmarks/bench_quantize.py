@@ -9,7 +9,11 @@ Times batch-1 inference (interleaved round robin, medians) and clips/s at a larg
 * ``vast.deploy.quantize``, dynamic and static: torchao's PT2E flow lowered by inductor to oneDNN int8;
 * ONNX Runtime on the exported graph: fp32, int8 dynamic (``quantize_dynamic``) and int8 static (QDQ,
   ``quantize_static``, per-channel weights);
-* the peer ``swin3d_t`` (torchvision) in the same forms where they apply.
+* the peer ``swin3d_t`` (torchvision) in the same forms where they apply;
+* the streaming step of the causal model (``--stream``, one new frame per step at the clip's size, the
+  state fp32 in every form): fp32 eager and compiled, bf16, and ``vast.streaming.quantize`` dynamic and
+  static (calibrated on random streams). ``fuse_for_inference`` has no streaming form, so the step's
+  base is its eager fp32 form.
 
 Static quantisation is calibrated on random clips here: the speed of an int8 graph does not depend on
 its scales. Accuracy is measured on trained models, not here. It also reports weight bytes and the
@@ -17,7 +21,7 @@ peak tensor memory of one batch-1 pass (PyTorch forms; ONNX Runtime's allocation
 
 Usage::
 
-    python benchmarks/bench_quantize.py [--model vast_tiny] [--input 1,3,8,224,224] [--threads 2]
+    python benchmarks/bench_quantize.py [--model vast_tiny] [--input 1,3,8,224,224] [--threads 2] [--stream]
 """
 
 from __future__ import annotations
@@ -41,6 +45,8 @@ from vast.bench import machine_info, tuned_malloc
 from vast.bench.memory import MB, peak_memory, tensor_bytes
 from vast.bench.timing import interleaved_times
 from vast.deploy import fuse_for_inference, packed_bytes, quantize
+from vast.streaming.classifier import StreamingStep
+from vast.streaming.quantize import quantize_streaming_step
 
 CPU_FLAGS = ("avx512_vnni", "avx_vnni", "avx512_bf16", "amx_tile", "amx_int8", "amx_bf16")
 
@@ -93,6 +99,51 @@ def torch_forms(
         quantized = quantize(model, mode, example=example, calibration=calibration if mode == "static" else None)
         forms[f"int8 {mode}, vast.deploy.quantize (torchao PT2E, inductor)"] = Form(quantized, quantized.weight_bytes)
     return forms
+
+
+def stream_forms(model: nn.Module, frame_shape: tuple[int, ...], calibration: list[torch.Tensor],
+                 bf16: bool) -> dict[str, Form]:  # fmt: skip
+    """One step of the causal ``model``'s stream in each form, called as ``form(frames)`` with a fixed state
+    (the values of the state do not change the work of a step)."""
+    step = StreamingStep(model)
+    state = step.initial_state(torch.zeros(frame_shape))
+
+    def weights() -> int:
+        return tensor_bytes([*model.parameters(), *model.buffers()])
+
+    def stepped(core: nn.Module) -> Callable[[torch.Tensor], object]:
+        return lambda x: core(x, *state)
+
+    forms = {"fp32 step, eager": Form(stepped(step), weights)}
+    forms["fp32 step compiled (inductor, freezing)"] = Form(stepped(torch.compile(StreamingStep(model))), weights)
+    if bf16:
+
+        def bf16_call(x: torch.Tensor) -> object:
+            with torch.autocast("cpu", dtype=torch.bfloat16):
+                return step(x, *state)
+
+        forms["bf16 autocast step, eager"] = Form(bf16_call, weights)
+    for mode in ("dynamic", "static"):
+        quantized = quantize_streaming_step(model, mode, frame_shape, calibration if mode == "static" else None)
+        forms[f"int8 {mode} step, vast.streaming.quantize"] = Form(stepped(quantized), quantized.weight_bytes)
+    return forms
+
+
+def run_stream(name: str, shape: tuple[int, ...], args: argparse.Namespace, bf16: bool) -> None:
+    model = vast.create_model(name, causal=True).eval()
+    t_patch = StreamingStep(model).t_patch
+    frame_shape = (1, shape[1], t_patch, *shape[3:])
+    gen = torch.Generator().manual_seed(0)
+    x = torch.randn(frame_shape, generator=gen)
+    calibration = [torch.randn((1, *shape[1:]), generator=gen) for _ in range(max(1, args.calibration // 2))]
+    with torch.no_grad():
+        forms = stream_forms(model, frame_shape, calibration, bf16)
+        failed = drop_failing(forms, x)
+        one = measure(forms, x, args.repeats * 3)  # a step is short: more rounds for a steady median
+    title = f"{name} (causal) streaming step, {t_patch} new frame(s) of {shape[3]} x {shape[4]}"
+    print_table(title, forms, one, None, 1, "fp32 step, eager", x)
+    for form, reason in failed.items():
+        print(f"| {form} | fails on this model: {reason} | | | | | |")
 
 
 def _saved_bytes(model: nn.Module) -> int:
@@ -176,10 +227,11 @@ def measure(forms: dict[str, Form], x: torch.Tensor, repeats: int) -> dict[str, 
     return {name: statistics.median(values) for name, values in times.items()}
 
 
-def print_table(title: str, forms: dict[str, Form], one: dict[str, float], many: dict[str, float], batch: int,
+def print_table(title: str, forms: dict[str, Form], one: dict[str, float], many: dict[str, float] | None, batch: int,
                 base: str, x: torch.Tensor) -> None:  # fmt: skip
     print(f"\n### {title}\n")
-    columns = f"batch 1 ms | speed-up over {base} | clips/s at batch {batch} | weight MB | peak MB, batch 1"
+    unit = "clips" if many else "steps"
+    columns = f"batch 1 ms | speed-up over {base} | {unit}/s at batch {batch} | weight MB | peak MB, batch 1"
     print(f"| form | {columns} | first call s |")
     print("|---|---:|---:|---:|---:|---:|---:|")
     for name, form in forms.items():
@@ -188,7 +240,8 @@ def print_table(title: str, forms: dict[str, Form], one: dict[str, float], many:
             peak = (
                 f"{peak_memory(lambda f=form: f.call(x), x.device, form.weight_bytes() + tensor_bytes([x])) / MB:.0f}"
             )
-        print(f"| {name} | {one[name] * 1e3:.1f} | {one[base] / one[name]:.2f}x | {batch / many[name]:.2f} | "
+        rate = f"{batch / (many or one)[name]:.2f}"
+        print(f"| {name} | {one[name] * 1e3:.1f} | {one[base] / one[name]:.2f}x | {rate} | "
               f"{form.weight_bytes() / MB:.1f} | {peak} | {form.first_s:.0f} |")  # fmt: skip
 
 
@@ -218,6 +271,7 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=4, help="batch of the clips/s column")
     parser.add_argument("--calibration", type=int, default=8, help="random clips that calibrate the static forms")
     parser.add_argument("--repeats", type=int, default=7)
+    parser.add_argument("--stream", action="store_true", help="also time the causal model's streaming step")
     parser.add_argument("--peer", default="swin3d_t", help="a torchvision video model in the same run ('' for none)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
@@ -229,6 +283,8 @@ def main() -> None:
     with tuned_malloc(True), inductor_config.patch(freezing=True):
         if args.model != "none":
             run_model(f"{args.model} at {shape}", vast.create_model(args.model).eval(), shape, args, bf16)
+            if args.stream:
+                run_stream(args.model, shape, args, bf16)
         if args.peer:
             import torchvision
 

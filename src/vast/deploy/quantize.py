@@ -89,14 +89,19 @@ class QuantizedModel(InferenceOnly):
 
     def weight_bytes(self) -> int:
         """Bytes of the constants the graph reads: int8 weights, their scales, the fp32 rest."""
-        tensors = {}
-        for name in _read_constants(self.graph):
-            value = self.graph
-            for part in name.split("."):
-                value = getattr(value, part)
-            if isinstance(value, torch.Tensor):
-                tensors[id(value)] = value
-        return sum(t.numel() * t.element_size() for t in tensors.values())
+        return graph_weight_bytes(self.graph)
+
+
+def graph_weight_bytes(graph: torch.fx.GraphModule) -> int:
+    """Bytes of the constants a converted graph reads (each tensor once)."""
+    tensors = {}
+    for name in _read_constants(graph):
+        value = graph
+        for part in name.split("."):
+            value = getattr(value, part)
+        if isinstance(value, torch.Tensor):
+            tensors[id(value)] = value
+    return sum(t.numel() * t.element_size() for t in tensors.values())
 
 
 def save_quantized(quantized: QuantizedModel, path: str | Path) -> Path:

@@ -21,6 +21,7 @@ from vast.deploy.quantize import (
     calibration_batches,
     check_calibration,
     check_quantizable,
+    graph_weight_bytes,
     quantize_graph,
 )
 from vast.errors import InputShapeError
@@ -65,6 +66,10 @@ class QuantizedStreamingStep(InferenceOnly):
             )
         with torch.no_grad(), inductor_config.patch(freezing=True):  # as vast.deploy.quantize
             return tuple(self.runner(frames, *state))
+
+    def weight_bytes(self) -> int:
+        """Bytes of the constants the step's graph reads: int8 weights, their scales, the fp32 rest."""
+        return graph_weight_bytes(self.graph)
 
 
 class _FrozenBatchNorm(nn.Module):
