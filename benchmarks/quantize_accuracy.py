@@ -1,6 +1,6 @@
 """Accuracy of int8 inference on trained models: fp32 against int8 dynamic and int8 static, on the same clips.
 
-Trains (or reuses, when ``<work>/<name>/last.pt`` exists) three models and evaluates each in the three
+Trains (or resumes, or reuses, from ``<work>/<name>/last.pt``) three models and evaluates each in the three
 forms on its whole validation set, single clip, as ``vast eval`` and ``vast eval --quantize MODE`` do:
 
 * ``demo``: the model ``vast demo`` trains (the ``demo`` recipe, vast_nano on Moving-Digits, seed 0);
@@ -75,19 +75,17 @@ def data_lists(kind: str, work: Path) -> tuple[Path, Path]:
 
 
 def trained_run(name: str, work: Path, tiny_epochs: int) -> tuple[LoadedRun, float]:
-    """The trained run ``name`` (trained now unless its ``last.pt`` exists) and its training seconds."""
+    """The trained run ``name`` and the seconds this call trained it: the trainer resumes a run stopped
+    part way (its ``last.pt``) and returns at once for a finished one."""
     spec, run_dir = MODELS[name], work / name
-    if not (run_dir / "last.pt").is_file():
-        train_list, val_list = data_lists(spec.data, work)
-        overrides = [f"data.train={train_list}", f"data.val={val_list}", f"train.output_dir={run_dir}",
-                     "train.seed=0", *spec.overrides]  # fmt: skip
-        if spec.epochs_option:
-            overrides.append(f"train.epochs={tiny_epochs}")
-        started = time.perf_counter()
-        train(load_config(spec.recipe, overrides), quiet=True, restart=True)
-        seconds = time.perf_counter() - started
-    else:
-        seconds = float("nan")
+    train_list, val_list = data_lists(spec.data, work)
+    overrides = [f"data.train={train_list}", f"data.val={val_list}", f"train.output_dir={run_dir}",
+                 "train.seed=0", *spec.overrides]  # fmt: skip
+    if spec.epochs_option:
+        overrides.append(f"train.epochs={tiny_epochs}")
+    started = time.perf_counter()
+    train(load_config(spec.recipe, overrides), quiet=True)
+    seconds = time.perf_counter() - started
     run = load_run(run_dir / "last.pt")
     run.model.eval()
     return run, seconds

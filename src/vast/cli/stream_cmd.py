@@ -12,9 +12,8 @@ import torch
 from tqdm import tqdm
 
 from vast.cli.quantize_options import add_quantize_options
-from vast.data.annotations import load_annotations
 from vast.engine.evaluate import LoadedRun, load_run
-from vast.engine.quantization import calibration_clips
+from vast.engine.quantization import calibration_for
 from vast.errors import ConfigError
 from vast.streaming.overlay import OverlayWriter, plot_timeline, timeline_path
 from vast.streaming.quantize import quantize_streaming_step
@@ -74,14 +73,8 @@ def _int8_step(run_: LoadedRun, args: argparse.Namespace) -> torch.nn.Module:
         raise ConfigError("--window averages the steps itself, and an int8 step pools the whole stream: "
                           "drop --window or --quantize")  # fmt: skip
     frame_shape = (1, 3, run_.model.t_patch, run_.config.data.crop_size, run_.config.data.crop_size)
-    calibration = None
-    if args.quantize == "static":
-        root = run_.config.data.root or None
-        annotations = load_annotations(args.calibration, root=root) if args.calibration else None
-        batches = calibration_clips(run_, args.calibration_clips, annotations)
-        calibration = [clip for batch in batches for clip in batch.split(1)]  # one stream per clip
-    elif args.calibration is not None:
-        raise ConfigError("--calibration is for --quantize static; dynamic quantisation needs no clips")
+    batches = calibration_for(run_, args.quantize, args.calibration_clips, args.calibration)
+    calibration = None if batches is None else [clip for batch in batches for clip in batch.split(1)]  # a stream each
     return quantize_streaming_step(run_.model, args.quantize, frame_shape, calibration, compile=args.compile)
 
 

@@ -44,6 +44,19 @@ def calibration_clips(run: LoadedRun, clips: int, annotations: Annotations | Non
     return list(batches)
 
 
+def calibration_for(run: LoadedRun, mode: str, clips: int, calibration: str | None) -> list[torch.Tensor] | None:
+    """The calibration batches ``mode`` needs: ``clips`` clips of ``calibration`` (default: the run's
+    training set) for ``static``, none for ``dynamic``, which refuses a calibration set."""
+    if mode not in MODES:
+        raise ConfigError(f"unknown --quantize mode {mode!r}; choose one of {', '.join(MODES)}")
+    if mode == "dynamic":
+        if calibration is not None:
+            raise ConfigError("--calibration is for --quantize static; dynamic quantisation needs no clips")
+        return None
+    annotations = load_annotations(calibration, root=run.config.data.root or None) if calibration else None
+    return calibration_clips(run, clips, annotations)
+
+
 def quantize_run(
     run: LoadedRun,
     mode: str,
@@ -52,16 +65,9 @@ def quantize_run(
     compile: bool = True,
 ) -> LoadedRun:
     """``run`` with its model replaced by an int8 copy (:func:`vast.deploy.quantize`) for its clip shape."""
-    if mode not in MODES:
-        raise ConfigError(f"unknown --quantize mode {mode!r}; choose one of {', '.join(MODES)}")
-    example = torch.randn((1, *clip_shape(run)), generator=torch.Generator().manual_seed(0))
-    batches = None
-    if mode == "static":
-        annotations = load_annotations(calibration, root=run.config.data.root or None) if calibration else None
-        batches = calibration_clips(run, clips, annotations)
-    elif calibration is not None:
-        raise ConfigError("--calibration is for --quantize static; dynamic quantisation needs no clips")
+    batches = calibration_for(run, mode, clips, calibration)
     if next(run.model.parameters()).device.type != "cpu":
         raise ConfigError("int8 inference runs on the CPU: drop --device (or drop --quantize)")
+    example = torch.randn((1, *clip_shape(run)), generator=torch.Generator().manual_seed(0))
     run.model = quantize(run.model.eval(), mode, example=example, calibration=batches, compile=compile)
     return run
