@@ -17,7 +17,7 @@ the share of clips whose top-1 class is the same. It writes every number to ``--
 Usage::
 
     python benchmarks/quantize_accuracy.py [--work quantize-accuracy] [--models demo,study-nano,study-tiny-112]
-        [--tiny-epochs 2] [--calibration-clips 32] [--out quantize-accuracy/accuracy.json]
+        [--tiny-epochs 1] [--calibration-clips 32] [--out quantize-accuracy/accuracy.json]
 """
 
 from __future__ import annotations
@@ -179,7 +179,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--work", type=Path, default=Path("quantize-accuracy"), help="data sets and runs")
     parser.add_argument("--models", default=",".join(MODELS), help=f"comma-separated, of {', '.join(MODELS)}")
-    parser.add_argument("--tiny-epochs", type=int, default=2, help="epochs of study-tiny-112 (default 2)")
+    parser.add_argument("--tiny-epochs", type=int, default=1, help="epochs of study-tiny-112 (default 1: 200 steps)")
     parser.add_argument("--calibration-clips", type=int, default=DEFAULT_CALIBRATION_CLIPS)
     parser.add_argument("--out", type=Path, default=None, help="JSON of every number (default <work>/accuracy.json)")
     args = parser.parse_args()

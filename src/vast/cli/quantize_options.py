@@ -13,8 +13,8 @@ from vast.errors import ConfigError
 def add_quantize_options(parser: argparse.ArgumentParser, compile_option: bool = True) -> None:
     parser.add_argument(
         "--quantize", choices=MODES,
-        help="int8 inference on the CPU (vast.deploy.quantize): dynamic needs no data, static calibrates on "
-             "training clips",
+        help="int8 inference on the CPU (vast.deploy.quantize): static calibrates on training clips and is the "
+             "more accurate; dynamic needs no data",
     )  # fmt: skip
     parser.add_argument(
         "--calibration", metavar="ANNOTATIONS",
