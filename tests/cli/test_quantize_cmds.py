@@ -8,6 +8,10 @@ import pytest
 
 from vast.cli.main import main
 from vast.deploy import QuantizedModel
+from vast.deploy.quantize import cpu_has_vnni
+
+REDUCED = "" if cpu_has_vnni() else ", 7-bit activations"  # the activation range this CPU gets (deploy.quantize)
+STATIC_FORM = "form      int8 static (torchao-pt2e-x86-inductor, calibrated on 8 clips" + REDUCED + ")"
 
 
 def test_eval_quantize_static_reports_the_form_beside_the_fp32_report(bidirectional_run, tmp_path, capsys):
@@ -16,7 +20,7 @@ def test_eval_quantize_static_reports_the_form_beside_the_fp32_report(bidirectio
     assert main([*common, "--quantize", "static", "--calibration-clips", "8", "--no-compile"]) == 0
     printed = capsys.readouterr().out
     assert "form      fp32" in printed
-    assert "form      int8 static (torchao-pt2e-x86-inductor, calibrated on 8 clips)" in printed
+    assert STATIC_FORM in printed
     fp32 = json.loads((tmp_path / "eval_1x1.json").read_text())
     int8 = json.loads((tmp_path / "eval_1x1_int8-static.json").read_text())
     assert (fp32["form"], int8["form"]) == ("fp32", "int8-static")
@@ -91,12 +95,13 @@ def test_a_quantised_model_folder_records_how_and_evaluates_as_exported(bidirect
     assert "int8 model (static)" in printed and printed.rstrip().endswith(", ok")
     record = json.loads((folder / "config.json").read_text())["quantization"]
     assert record["mode"] == "static" and record["calibration_clips"] == 8
+    assert record["reduce_range"] is not cpu_has_vnni()
     assert record["stack"] == "torchao-pt2e-x86-inductor" and record["input_shape"] == [3, 4, 32, 32]
     assert (folder / record["file"]).is_file() and (folder / "model.safetensors").is_file()
 
     common = ["--workers", "0", "--no-compile", "--data", str(tiny_demo.val)]
     assert main(["eval", str(folder), *common, "--out", str(tmp_path / "folder")]) == 0
-    assert "form      int8 static (torchao-pt2e-x86-inductor, calibrated on 8 clips)" in capsys.readouterr().out
+    assert STATIC_FORM in capsys.readouterr().out
     assert main(["eval", str(bidirectional_run), "--quantize", "static", "--calibration-clips", "8", *common,
                  "--out", str(tmp_path / "run")]) == 0  # fmt: skip
     reports = [json.loads((tmp_path / where / "eval_1x1_int8-static.json").read_text()) for where in ("folder", "run")]

@@ -49,6 +49,7 @@ class QuantizationInfo:
     calibration_clips: int = 0
     weights: str = "int8, symmetric, per output channel"
     activations: str = "int8, per tensor"
+    reduce_range: bool = False  # activations in 0..127: CPUs without VNNI add u8 x s8 pairs in 16 bits
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -114,6 +115,22 @@ def save_quantized(quantized: QuantizedModel, path: str | Path) -> Path:
     return path
 
 
+# Int8 dot-product instructions. Without them oneDNN multiplies u8 by s8 with AVX2 / AVX-512 pair
+# sums in 16 bits, which full-range activations can saturate.
+VNNI_FLAGS = ("avx512_vnni", "avx_vnni", "amx_int8")
+
+
+def cpu_has_vnni() -> bool:
+    """Whether this CPU has VNNI or AMX int8 instructions (from ``/proc/cpuinfo``; ``False`` where it cannot
+    be read, so that the safe 7-bit activation range is chosen)."""
+    try:
+        text = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return False
+    flags = next((line.split(":", 1)[1].split() for line in text.splitlines() if line.startswith("flags")), [])
+    return any(flag in flags for flag in VNNI_FLAGS)
+
+
 def load_quantized(path: str | Path, record: dict[str, Any], compile: bool = True) -> QuantizedModel:
     """The int8 model that :func:`save_quantized` wrote, with ``record`` (``info`` and ``input_shape``,
     as a model folder's ``config.json`` keeps them)."""
@@ -122,7 +139,13 @@ def load_quantized(path: str | Path, record: dict[str, Any], compile: bool = Tru
         raise CheckpointError(f"{path} not found: the folder says it is quantised; export it again with --quantize")
     fields = {key: record[key] for key in QuantizationInfo.__dataclass_fields__ if key in record}
     graph = torch.export.load(str(path)).module()
-    return QuantizedModel(graph, QuantizationInfo(**fields), tuple(record["input_shape"]), compiled=compile)
+    info = QuantizationInfo(**fields)
+    if not info.reduce_range and not cpu_has_vnni():
+        _logger.warning(
+            "%s was quantised with 8-bit activations, which this CPU's int8 matmuls (no VNNI) can saturate; "
+            "quantise the model again on this machine", path
+        )
+    return QuantizedModel(graph, info, tuple(record["input_shape"]), compiled=compile)
 
 
 def quantization_record(quantized: QuantizedModel) -> dict[str, Any]:
@@ -136,7 +159,8 @@ def describe_form(model: nn.Module) -> str:
         return "fp32"
     info = model.info
     calibrated = f", calibrated on {info.calibration_clips} clips" if info.mode == "static" else ""
-    return f"int8 {info.mode} ({info.stack}{calibrated})"
+    reduced = ", 7-bit activations" if info.reduce_range else ""
+    return f"int8 {info.mode} ({info.stack}{calibrated}{reduced})"
 
 
 def form_name(model: nn.Module) -> str:
@@ -194,13 +218,16 @@ def quantize(
     example: torch.Tensor | None = None,
     calibration: Iterable[Any] | None = None,
     compile: bool = True,
+    reduce_range: bool | None = None,
 ) -> QuantizedModel:
     """An int8 copy of ``model`` (left unchanged) for CPU inference.
 
     ``example`` is one clip batch of the shape to serve (default: the model's ``pretrained_cfg``
     input size, batch 1); the graph takes any batch size at that clip shape. ``static`` needs
     ``calibration``: clip batches, or (clips, labels) pairs such as a DataLoader yields, from the
-    training set; every clip of it is seen once. ``dynamic`` takes none.
+    training set; every clip of it is seen once. ``dynamic`` takes none. ``reduce_range`` quantises
+    activations to 7 bits; the default does so on CPUs without VNNI (:func:`cpu_has_vnni`), as torchao
+    advises, where 8-bit activations can saturate the int8 matmuls.
     """
     check_quantizable(model, mode)
     check_calibration(mode, calibration)
@@ -216,7 +243,9 @@ def quantize(
             seen += clips.shape[0]
         return seen if mode == "static" else 0
 
-    graph, info = quantize_graph(_foldable_copy(model), (traced,), mode, calibrate, dynamic_shapes=({0: batch},))
+    graph, info = quantize_graph(
+        _foldable_copy(model), (traced,), mode, calibrate, dynamic_shapes=({0: batch},), reduce_range=reduce_range
+    )
     return QuantizedModel(graph, info, tuple(example.shape[1:]), compiled=compile)
 
 
@@ -261,9 +290,11 @@ def quantize_graph(
     mode: str,
     calibrate: Callable[[nn.Module], int],
     dynamic_shapes: tuple[Any, ...] | None = None,
+    reduce_range: bool | None = None,
 ) -> tuple[torch.fx.GraphModule, QuantizationInfo]:
     """The PT2E steps for any module (a model, a streaming step): capture a copy, annotate it with the
-    x86 quantiser, run ``calibrate(prepared)`` (it returns how many clips it showed), convert."""
+    x86 quantiser, run ``calibrate(prepared)`` (it returns how many clips it showed), convert.
+    ``reduce_range`` ``None``: 7-bit activations where the CPU has no VNNI."""
     from torchao.quantization.pt2e.quantize_pt2e import convert_pt2e, prepare_pt2e
     from torchao.quantization.pt2e.quantizer import x86_inductor_quantizer as x86
 
@@ -272,12 +303,15 @@ def quantize_graph(
             copy.deepcopy(module), example_args, dynamic_shapes=dynamic_shapes, strict=False
         ).module()
     quantizer = x86.X86InductorQuantizer()
-    quantizer.set_global(x86.get_default_x86_inductor_quantization_config(is_dynamic=mode == "dynamic"))
+    reduce = not cpu_has_vnni() if reduce_range is None else reduce_range
+    config = x86.get_default_x86_inductor_quantization_config(is_dynamic=mode == "dynamic", reduce_range=reduce)
+    quantizer.set_global(config)
     prepared = prepare_pt2e(captured, quantizer)
     with torch.no_grad():
         seen = calibrate(prepared)
     graph = _drop_unused_constants(convert_pt2e(prepared))
-    info = QuantizationInfo(mode, calibration_clips=seen)
+    activations = "int8, per tensor" + (", 7-bit range (no VNNI)" if reduce else "")
+    info = QuantizationInfo(mode, calibration_clips=seen, activations=activations, reduce_range=reduce)
     _logger.info("quantised (%s, %s), %d calibration clips", mode, STACK, seen)
     return graph, info
 

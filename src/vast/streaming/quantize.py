@@ -102,10 +102,12 @@ def quantize_streaming_step(
     frame_shape: tuple[int, ...],
     calibration: Iterable[Any] | None = None,
     compile: bool = True,
+    reduce_range: bool | None = None,
 ) -> QuantizedStreamingStep:
     """The int8 streaming step of the causal ``model`` for steps of ``frame_shape`` ``(B, 3, t_patch, H, W)``.
     ``static`` calibrates on ``calibration``: clip batches ``(B, 3, T, H, W)`` (or (clips, labels) pairs)
-    of the same ``B``, each fed as a stream of ``T / t_patch`` steps."""
+    of the same ``B``, each fed as a stream of ``T / t_patch`` steps. ``reduce_range``: as
+    :func:`vast.deploy.quantize`'s."""
     check_quantizable(model, mode)
     check_calibration(mode, calibration)
     step = _frozen_norms(StreamingStep(model))
@@ -124,7 +126,7 @@ def quantize_streaming_step(
             seen += clips.shape[0]
         return seen
 
-    graph, info = quantize_graph(step, example, mode, calibrate)
+    graph, info = quantize_graph(step, example, mode, calibrate, reduce_range=reduce_range)
     return QuantizedStreamingStep(step, graph, info, tuple(frame_shape), compiled=compile)
 
 
